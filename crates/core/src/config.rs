@@ -1,0 +1,575 @@
+//! One configuration for the whole system.
+//!
+//! Layers, later ones win:
+//! 1. defaults in code ([`Settings::default`]),
+//! 2. `config.toml` (the file named by `DOODLE_CONFIG`, else `./config.toml` if it exists),
+//! 3. environment variables `DOODLE_<TABLE>__<KEY>` (e.g. `DOODLE_BACKEND__PORT=8010`),
+//! 4. the original design's variables, which keep working: `IMG_DATA_LOCATION` and
+//!    `MLFLOW_HOSTED_MODEL_URL`.
+//!
+//! Unknown keys and bad values stop start-up with a message that names the key.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "DOODLE_CONFIG";
+/// Prefix of the environment overrides (`DOODLE_BACKEND__PORT`).
+pub const ENV_PREFIX: &str = "DOODLE_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment's Display already names the key path and the source (file or env var)
+        // of the offending value; list every error it found, not just the first.
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        ConfigError::Parse(messages.join("; "))
+    }
+}
+
+/// Every service's settings: one table per service plus the shared ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub telemetry: TelemetrySettings,
+    pub model: ModelSettings,
+    pub registry: RegistrySettings,
+    pub model_server: ModelServerSettings,
+    pub backend: BackendSettings,
+    pub ui: UiSettings,
+    pub dashboard: DashboardSettings,
+    pub database: DatabaseSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Folder for the services' log files (`app.log`, `stage1.log`, ...).
+    pub log_dir: PathBuf,
+    /// Default `tracing` filter; `RUST_LOG` wins when set.
+    pub level: String,
+    /// Write JSON lines instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_dir: PathBuf::from("logs"),
+            level: "info,tower_http=info".into(),
+            json: false,
+        }
+    }
+}
+
+/// Which network the model crate builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    Resnet18,
+    Resnet50,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    pub architecture: Architecture,
+    /// Quick, Draw! `.npy` files, one per category.
+    pub data_dir: PathBuf,
+    /// Ordered category names; fixes the label index.
+    pub categories_file: PathBuf,
+    /// Threads libtorch may use (0 = all cores).
+    pub threads: usize,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            architecture: Architecture::Resnet50,
+            data_dir: PathBuf::from("../shared/data/quickdraw/train"),
+            categories_file: PathBuf::from("../shared/data/quickdraw/categories.txt"),
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// A directory of versions on this machine (the embedded default).
+    Local,
+    /// An MLflow tracking server's model registry.
+    Mlflow,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub kind: RegistryKind,
+    /// Root of the local registry.
+    pub local_dir: PathBuf,
+    /// MLflow tracking server, used when `kind = "mlflow"`.
+    pub mlflow_tracking_uri: String,
+    pub model_name: String,
+    /// The alias that marks the deployed version.
+    pub alias: String,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            kind: RegistryKind::Local,
+            local_dir: PathBuf::from("models/registry"),
+            mlflow_tracking_uri: "http://127.0.0.1:5000".into(),
+            model_name: "doodle-classifier".into(),
+            alias: "champion".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Most images in one forward pass.
+    pub max_batch_size: usize,
+    /// How long the batcher waits for more requests once one arrived (0 = never).
+    pub max_wait_ms: u64,
+    /// Requests waiting for the model before new ones get 429.
+    pub queue_capacity: usize,
+    /// A request not answered within this many milliseconds gets 504.
+    pub deadline_ms: u64,
+    /// How often the registry is polled for a new deployed version (0 = never).
+    pub poll_interval_secs: u64,
+    /// Most images in one request.
+    pub max_images_per_request: usize,
+    pub body_limit_bytes: usize,
+}
+
+impl ModelServerSettings {
+    /// The address to listen on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+impl Default for ModelServerSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 5002,
+            max_batch_size: 64,
+            max_wait_ms: 0,
+            queue_capacity: 1024,
+            deadline_ms: 10_000,
+            poll_interval_secs: 10,
+            max_images_per_request: 256,
+            body_limit_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Where `/save-image/` writes `<category>/<name>.png` (the design's `IMG_DATA_LOCATION`).
+    pub img_data_location: PathBuf,
+    /// The model server's scoring URL (the design's `MLFLOW_HOSTED_MODEL_URL`).
+    pub model_server_url: String,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS (the UI).
+    pub cors_origins: Vec<String>,
+}
+
+impl BackendSettings {
+    /// The address to listen on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8000,
+            img_data_location: PathBuf::from("./uploaded_img_data/category"),
+            model_server_url: "http://localhost:5002/invocations/".into(),
+            connect_timeout_ms: 1_000,
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 1024 * 1024,
+            cors_origins: vec![
+                "http://localhost:9080".into(),
+                "http://127.0.0.1:9080".into(),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Folder holding the page (`index.html`, scripts, styles).
+    pub static_dir: PathBuf,
+    /// The backend as the browser reaches it.
+    pub backend_url: String,
+}
+
+impl UiSettings {
+    /// The address to listen on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 9080,
+            static_dir: PathBuf::from("ui"),
+            backend_url: "http://localhost:8000".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSettings {
+    pub host: IpAddr,
+    pub port: u16,
+}
+
+impl DashboardSettings {
+    /// The address to listen on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8001,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://...` (embedded default) or `postgres://...` (docker-compose).
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://doodle.db?mode=rwc".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load defaults → config file → environment, as described in the module docs.
+    pub fn load() -> Result<Self, ConfigError> {
+        let path = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
+        match path {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::Read {
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("not found (named by {CONFIG_ENV})"),
+                        ),
+                        path,
+                    });
+                }
+                Self::load_from(Some(&path))
+            }
+            None => {
+                let default = Path::new("config.toml");
+                Self::load_from(default.is_file().then_some(default))
+            }
+        }
+    }
+
+    /// Load defaults → the given file (if any) → environment.
+    pub fn load_from(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
+            .merge(
+                Env::raw()
+                    .only(&["IMG_DATA_LOCATION"])
+                    .map(|_| "backend.img_data_location".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["MLFLOW_HOSTED_MODEL_URL"])
+                    .map(|_| "backend.model_server_url".into()),
+            )
+            .extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks serde cannot express: value ranges and URL shapes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        fn http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+            match url::Url::parse(value) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Ok(())
+                }
+                Ok(_) => Err(invalid(key, format!("`{value}` is not an http(s) URL"))),
+                Err(err) => Err(invalid(key, format!("`{value}` is not a URL: {err}"))),
+            }
+        }
+
+        http_url("backend.model_server_url", &self.backend.model_server_url)?;
+        http_url("ui.backend_url", &self.ui.backend_url)?;
+        http_url(
+            "registry.mlflow_tracking_uri",
+            &self.registry.mlflow_tracking_uri,
+        )?;
+        for origin in &self.backend.cors_origins {
+            http_url("backend.cors_origins", origin)?;
+        }
+        if self.model_server.max_batch_size == 0 {
+            return Err(invalid("model_server.max_batch_size", "must be at least 1"));
+        }
+        if self.model_server.queue_capacity == 0 {
+            return Err(invalid("model_server.queue_capacity", "must be at least 1"));
+        }
+        if self.model_server.max_images_per_request == 0 {
+            return Err(invalid(
+                "model_server.max_images_per_request",
+                "must be at least 1",
+            ));
+        }
+        if self.model_server.deadline_ms == 0 {
+            return Err(invalid("model_server.deadline_ms", "must be at least 1"));
+        }
+        if self.backend.request_timeout_ms == 0 {
+            return Err(invalid("backend.request_timeout_ms", "must be at least 1"));
+        }
+        if self.backend.connect_timeout_ms == 0 {
+            return Err(invalid("backend.connect_timeout_ms", "must be at least 1"));
+        }
+        if self.backend.body_limit_bytes < 1024 {
+            return Err(invalid("backend.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.registry.model_name.trim().is_empty() {
+            return Err(invalid("registry.model_name", "must not be empty"));
+        }
+        if self.registry.alias.trim().is_empty() {
+            return Err(invalid("registry.alias", "must not be empty"));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "`{}` is neither a sqlite: nor a postgres: URL",
+                    self.database.url
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn repo_config() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.toml")
+    }
+
+    #[test]
+    fn committed_config_toml_parses_and_matches_the_ports_contract() {
+        Jail::expect_with(|_| {
+            let settings = Settings::load_from(Some(&repo_config())).expect("config.toml parses");
+            assert_eq!(settings.model_server.port, 5002);
+            assert_eq!(settings.backend.port, 8000);
+            assert_eq!(settings.ui.port, 9080);
+            assert_eq!(settings.dashboard.port, 8001);
+            assert_eq!(
+                settings.backend.img_data_location,
+                PathBuf::from("./uploaded_img_data/category")
+            );
+            assert_eq!(
+                settings.backend.model_server_url,
+                "http://localhost:5002/invocations/"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn committed_config_toml_spells_out_every_default() {
+        // The file documents the system: it should not silently drift from the code.
+        let text = std::fs::read_to_string(repo_config()).unwrap();
+        let from_file: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(from_file, Settings::default());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[backend]\nport = 8100\n")?;
+            jail.set_env("DOODLE_BACKEND__PORT", "8200");
+            jail.set_env("DOODLE_MODEL_SERVER__MAX_BATCH_SIZE", "8");
+            let s = Settings::load_from(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(s.backend.port, 8200);
+            assert_eq!(s.model_server.max_batch_size, 8);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_design_variables_keep_working() {
+        Jail::expect_with(|jail| {
+            jail.set_env("IMG_DATA_LOCATION", "/srv/images");
+            jail.set_env("MLFLOW_HOSTED_MODEL_URL", "http://model:5002/invocations/");
+            let s = Settings::load_from(None).unwrap();
+            assert_eq!(s.backend.img_data_location, PathBuf::from("/srv/images"));
+            assert_eq!(s.backend.model_server_url, "http://model:5002/invocations/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_match_the_design_without_any_file() {
+        Jail::expect_with(|_| {
+            let s = Settings::load_from(None).unwrap();
+            assert_eq!(s, Settings::default());
+            assert_eq!(
+                s.backend.img_data_location,
+                PathBuf::from("./uploaded_img_data/category")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_in_file_names_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[backend]\nprot = 8100\n")?;
+            let err = Settings::load_from(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("prot"), "{err}");
+            assert!(err.contains("backend"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_table_names_the_table() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[bakend]\nport = 8100\n")?;
+            let err = Settings::load_from(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("bakend"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_value_in_environment_names_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DOODLE_BACKEND__PORT", "eighty");
+            let err = Settings::load_from(None).unwrap_err().to_string();
+            assert!(err.to_lowercase().contains("backend.port"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn out_of_range_port_names_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[ui]\nport = 70000\n")?;
+            let err = Settings::load_from(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ui.port"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_url_and_zero_batch_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MLFLOW_HOSTED_MODEL_URL", "localhost:5002");
+            let err = Settings::load_from(None).unwrap_err().to_string();
+            assert!(err.contains("backend.model_server_url"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[model_server]\nmax_batch_size = 0\n")?;
+            let err = Settings::load_from(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("model_server.max_batch_size"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_enum_value_lists_the_choices() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DOODLE_MODEL__ARCHITECTURE", "resnet99");
+            let err = Settings::load_from(None).unwrap_err().to_string();
+            assert!(err.contains("resnet99"), "{err}");
+            assert!(err.contains("resnet50"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        Jail::expect_with(|jail| {
+            jail.set_env(CONFIG_ENV, "nope.toml");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("nope.toml"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: build the services in release mode and start the whole system on
+# embedded defaults (config.toml, SQLite, the local model registry). Ctrl-C stops
+# everything and leaves no process behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# name | binary | URL printed for people. Every service issue adds its line here.
+services=(
+)
+
+if [ ${#services[@]} -eq 0 ]; then
+    echo "doodle: no services exist yet; nothing to start."
+    exit 0
+fi
+
+bins=()
+for s in "${services[@]}"; do
+    IFS='|' read -r _ bin _ <<<"$s"
+    bins+=(--bin "$bin")
+done
+cargo build --release --locked "${bins[@]}"
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    if [ ${#pids[@]} -gt 0 ]; then
+        echo
+        echo "doodle: stopping ${#pids[@]} services"
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        for _ in $(seq 50); do
+            alive=0
+            for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+            [ $alive -eq 0 ] && break
+            sleep 0.2
+        done
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+        wait 2>/dev/null || true
+    fi
+}
+trap stop INT TERM EXIT
+
+for s in "${services[@]}"; do
+    IFS='|' read -r name bin url <<<"$s"
+    "target/release/$bin" &
+    pids+=($!)
+    printf 'doodle: %-14s %s\n' "$name" "$url"
+done
+echo "doodle: logs in ./logs; press Ctrl-C to stop"
+
+# Stop everything as soon as any one service exits.
+set +e
+wait -n "${pids[@]}"
+code=$?
+echo "doodle: a service exited (status $code); stopping the rest"
+exit $code

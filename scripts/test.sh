@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: install what the tests need, then formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "libtorch (PyPI wheels)"
+scripts/setup-libtorch.sh
+
+step "test tools"
+scripts/setup-test-tools.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "crates without tch do not build libtorch"
+scripts/check-deps.sh
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
