@@ -4,8 +4,10 @@
 //! configuration loader, the tracing setup, the HTTP metrics layer and the
 //! shutdown signal that every binary in the workspace starts with.
 
+pub mod category;
 pub mod config;
 pub mod error;
+pub mod image;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
