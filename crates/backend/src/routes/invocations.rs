@@ -1,0 +1,125 @@
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use doodle_core::image::{decode_base64, pixels_from_raw};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ErrorReport};
+use crate::extract::JsonObject;
+use crate::startup::AppState;
+
+/// The MLflow scoring protocol's input fields; a body holds exactly one.
+const INPUT_FIELDS: [&str; 4] = [
+    "inputs",
+    "instances",
+    "dataframe_split",
+    "dataframe_records",
+];
+
+/// `POST /invocations/`: check the body, forward it unchanged, answer with the model server's
+/// status and JSON.
+pub async fn invocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Response, ApiError> {
+    state.metrics.prediction_requests.inc();
+    let _timer = state.metrics.prediction_latency.start_timer();
+    let body = body?;
+    check_scoring_body(&body.fields)?;
+    let answer = state
+        .model_server
+        .invoke(body.raw, super::request_id(&headers))
+        .await?;
+    let status = answer.status;
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        answer.body,
+    )
+        .into_response();
+    if status.is_client_error() || status.is_server_error() {
+        response.extensions_mut().insert(ErrorReport {
+            error_type: if status.is_client_error() {
+                "model_server_client_error"
+            } else {
+                "model_server_error"
+            },
+            message: format!("the model server answered {status}; passed through"),
+        });
+    }
+    Ok(response)
+}
+
+/// Exactly one MLflow input field. The design's own shape, `{"inputs": "<base64>"}`, is checked
+/// here so a bad drawing is a 400 without a round trip; every other shape is the model server's
+/// to judge.
+fn check_scoring_body(fields: &Map<String, Value>) -> Result<(), ApiError> {
+    let present: Vec<&str> = INPUT_FIELDS
+        .into_iter()
+        .filter(|f| fields.contains_key(*f))
+        .collect();
+    match present.as_slice() {
+        [] => return Err(ApiError::MissingField("inputs")),
+        [_] => {}
+        many => {
+            let names: Vec<String> = many.iter().map(|f| format!("`{f}`")).collect();
+            return Err(ApiError::AmbiguousInput(names.join(", ")));
+        }
+    }
+    if let Some(Value::String(text)) = fields.get("inputs") {
+        let bytes = decode_base64(text).map_err(|_| ApiError::InvalidBase64)?;
+        pixels_from_raw(&bytes).map_err(|_| ApiError::WrongSize(bytes.len()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(body: Value) -> Result<(), ApiError> {
+        let Value::Object(fields) = body else {
+            panic!("test bodies are objects")
+        };
+        check_scoring_body(&fields)
+    }
+
+    #[test]
+    fn the_designs_shape_is_checked_locally() {
+        let ok = doodle_core::image::encode_base64(&[9; 784]);
+        assert!(check(json!({ "inputs": ok })).is_ok());
+        let short = doodle_core::image::encode_base64(&[9; 783]);
+        assert!(matches!(
+            check(json!({ "inputs": short })),
+            Err(ApiError::WrongSize(783))
+        ));
+        assert!(matches!(
+            check(json!({ "inputs": "not*base64!" })),
+            Err(ApiError::InvalidBase64)
+        ));
+    }
+
+    #[test]
+    fn other_mlflow_shapes_pass_to_the_model_server() {
+        assert!(check(json!({ "inputs": [[0.0, 1.0]] })).is_ok());
+        assert!(check(json!({ "instances": [{ "image": "x" }] })).is_ok());
+        assert!(check(json!({ "dataframe_split": { "data": [] }, "params": {} })).is_ok());
+    }
+
+    #[test]
+    fn zero_or_two_input_fields_are_refused() {
+        assert!(matches!(
+            check(json!({ "foo": 1 })),
+            Err(ApiError::MissingField("inputs"))
+        ));
+        assert!(matches!(
+            check(json!({ "inputs": [], "instances": [] })),
+            Err(ApiError::AmbiguousInput(_))
+        ));
+    }
+}

@@ -1,0 +1,47 @@
+use axum::Json;
+use axum::extract::State;
+use doodle_core::category::Category;
+use doodle_core::image::{decode_base64, pixels_from_raw, png_from_pixels};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::extract::JsonObject;
+use crate::startup::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Saved {
+    message: &'static str,
+    filepath: String,
+}
+
+/// `POST /save-image/`: `{"image": "<base64 of 784 bytes>", "category": "<name>"}` → a 28×28
+/// grayscale PNG in `<img_data_location>/<category>/`.
+pub async fn save_image(
+    State(state): State<AppState>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Json<Saved>, ApiError> {
+    state.metrics.save_requests.inc();
+    let _timer = state.metrics.save_latency.start_timer();
+    let body = body?;
+    let image = body.string("image")?;
+    let category = body.string("category")?;
+    let bytes = decode_base64(image).map_err(|_| ApiError::InvalidBase64)?;
+    let pixels = pixels_from_raw(&bytes).map_err(|_| ApiError::WrongSize(bytes.len()))?;
+    let category = Category::parse(category)?;
+
+    let store = state.store.clone();
+    let span = tracing::Span::current();
+    let path = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let png = png_from_pixels(&pixels);
+        store.save(&category, &png)
+    })
+    .await
+    .expect("the save task does not panic. This is a bug.")?;
+    let filepath = path.display().to_string();
+    tracing::info!("Image saved successfully: {filepath}");
+    Ok(Json(Saved {
+        message: "Image saved successfully",
+        filepath,
+    }))
+}
