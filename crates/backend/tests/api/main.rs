@@ -1,0 +1,9 @@
+//! Black-box tests: the real app on port 0, temp folders, and a fault-injecting fake model server.
+
+mod helpers;
+
+mod health;
+mod invocations;
+mod metrics;
+mod save_image;
+mod shutdown;
