@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 # name | binary | URL printed for people. Every service issue adds its line here.
 services=(
+    "backend|backend|http://127.0.0.1:8000"
 )
 
 if [ ${#services[@]} -eq 0 ]; then
