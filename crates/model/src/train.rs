@@ -1,0 +1,666 @@
+//! Training from scratch and fine-tuning, as library functions (the CLI and the pipeline's
+//! retrain stage call these).
+//!
+//! One loop serves both: seeded stratified split, seeded shuffling, augmentation on the batch
+//! tensor (random affine: rotation, scale, shift, optional mirror), SGD with Nesterov momentum,
+//! linear warm-up then cosine decay, label smoothing, weight decay on conv/linear weights only,
+//! an optional exponential moving average (EMA) of the weights, and the best checkpoint kept by
+//! validation top-1 (raw or EMA weights, whichever is better).
+
+use std::f64::consts::PI;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use doodle_core::config::Architecture;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::checkpoint::{Classifier, now_rfc3339, write_checkpoint};
+use crate::evaluate::{Evaluation, evaluate_network};
+use crate::rng::Rng;
+use crate::{Dataset, IMAGE_PIXELS, ModelError, input};
+
+/// Random affine augmentation applied to every training batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Augment {
+    /// Rotation, uniform in ±degrees.
+    pub rotate_deg: f64,
+    /// Scale, uniform in `[scale_min, scale_max]`.
+    pub scale_min: f64,
+    pub scale_max: f64,
+    /// Shift, uniform in ±pixels on each axis.
+    pub shift_px: f64,
+    /// Mirror left–right with probability ½.
+    pub hflip: bool,
+}
+
+impl Augment {
+    /// No augmentation at all.
+    pub fn none() -> Augment {
+        Augment {
+            rotate_deg: 0.0,
+            scale_min: 1.0,
+            scale_max: 1.0,
+            shift_px: 0.0,
+            hflip: false,
+        }
+    }
+}
+
+impl Default for Augment {
+    fn default() -> Augment {
+        Augment {
+            rotate_deg: 10.0,
+            scale_min: 0.9,
+            scale_max: 1.1,
+            shift_px: 2.0,
+            hflip: true,
+        }
+    }
+}
+
+/// Optimiser, schedule and regularisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Peak learning rate (reached after the warm-up).
+    pub lr: f64,
+    pub momentum: f64,
+    /// Applied to convolution and linear weights only (not BatchNorm, not biases).
+    pub weight_decay: f64,
+    pub label_smoothing: f64,
+    /// Linear warm-up length in epochs (0 = none); cosine decay to 0 afterwards.
+    pub warmup_epochs: f64,
+    pub augment: Augment,
+    /// Decay of the exponential moving average of the weights (0 = no EMA).
+    pub ema_decay: f64,
+    /// Evaluate (and later serve) with mirrored test-time augmentation.
+    pub tta_hflip: bool,
+}
+
+impl Default for Recipe {
+    /// The default model's recipe (see `docs/benchmarks.md`, "Model").
+    fn default() -> Recipe {
+        Recipe {
+            epochs: 16,
+            batch_size: 128,
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            label_smoothing: 0.1,
+            warmup_epochs: 1.0,
+            augment: Augment::default(),
+            ema_decay: 0.999,
+            tta_hflip: true,
+        }
+    }
+}
+
+impl Recipe {
+    /// Fine-tuning's defaults: a few epochs, lower rate, no warm-up.
+    pub fn fine_tune() -> Recipe {
+        Recipe {
+            epochs: 3,
+            lr: 0.05,
+            warmup_epochs: 0.0,
+            ema_decay: 0.0,
+            ..Recipe::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        let bad = |m: &str| Err(ModelError::Options(m.to_string()));
+        if self.batch_size < 2 {
+            return bad("batch size must be at least 2 (BatchNorm needs two drawings)");
+        }
+        if self.lr.is_nan() || self.lr <= 0.0 {
+            return bad("learning rate must be positive");
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return bad("EMA decay must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label smoothing must be in [0, 1)");
+        }
+        if self.augment.scale_min <= 0.0 || self.augment.scale_min > self.augment.scale_max {
+            return bad("augmentation scale range must satisfy 0 < min <= max");
+        }
+        Ok(())
+    }
+}
+
+/// Train a new model.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub architecture: Architecture,
+    /// Directories (`<c>.npy`, `<c>/*.png`) and `.npz` files; see [`Dataset::load`].
+    pub data: Vec<PathBuf>,
+    /// Label order.
+    pub categories: Vec<String>,
+    /// Use only the first N drawings of each category.
+    pub limit_per_class: Option<usize>,
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub recipe: Recipe,
+    /// The best checkpoint, `train_log.csv` and `validation/` reports are written here.
+    pub out_dir: PathBuf,
+    /// Draw progress bars on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// Fine-tune an existing checkpoint, possibly with new categories.
+#[derive(Debug, Clone)]
+pub struct FineTuneOptions {
+    pub checkpoint: PathBuf,
+    pub data: Vec<PathBuf>,
+    /// The new label order; may add categories (old ones keep their learned final-layer rows).
+    pub categories: Vec<String>,
+    pub limit_per_class: Option<usize>,
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub recipe: Recipe,
+    /// Train every layer, not only the final one.
+    pub unfreeze_all: bool,
+    pub out_dir: PathBuf,
+    pub progress: bool,
+}
+
+/// One line of `train_log.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_accuracy: f64,
+    pub val_top3: f64,
+    pub ema_val_accuracy: Option<f64>,
+    pub ema_val_top3: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// What a training run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub out_dir: PathBuf,
+    pub best_epoch: usize,
+    /// `"weights"` or `"ema"`: which set of weights was best.
+    pub best_source: String,
+    pub validation: Evaluation,
+    pub epochs: Vec<EpochLog>,
+    pub train_size: usize,
+    pub val_size: usize,
+    pub seconds: f64,
+    /// Peak resident memory of this process (VmHWM), if known.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Train a model from scratch; the best checkpoint ends up in `opts.out_dir`.
+pub fn train(opts: &TrainOptions) -> Result<TrainReport, ModelError> {
+    opts.recipe.validate()?;
+    let data = Dataset::load(&opts.data, &opts.categories, opts.limit_per_class)?;
+    tch::manual_seed(opts.seed as i64);
+    let mut model = Classifier::new_untrained(opts.architecture, &opts.categories)?;
+    model.metadata.training = serde_json::json!({
+        "mode": "train",
+        "recipe": opts.recipe,
+        "seed": opts.seed,
+        "val_fraction": opts.val_fraction,
+        "limit_per_class": opts.limit_per_class,
+        "data": opts.data,
+        "drawings": data.len(),
+    });
+    run(model, &data, Mode::Full, &Common::from_train(opts))
+}
+
+/// Fine-tune `opts.checkpoint` on new data: the final layer is resized for `opts.categories`
+/// (learned rows copied by name), then only it is trained unless `unfreeze_all`.
+pub fn fine_tune(opts: &FineTuneOptions) -> Result<TrainReport, ModelError> {
+    opts.recipe.validate()?;
+    let base = Classifier::load(&opts.checkpoint)?;
+    let data = Dataset::load(&opts.data, &opts.categories, opts.limit_per_class)?;
+    tch::manual_seed(opts.seed as i64);
+    let mut model = base.with_categories(&opts.categories)?;
+    model.metadata.parent = Some(opts.checkpoint.display().to_string());
+    model.metadata.training = serde_json::json!({
+        "mode": if opts.unfreeze_all { "fine-tune (all layers)" } else { "fine-tune (final layer)" },
+        "recipe": opts.recipe,
+        "seed": opts.seed,
+        "val_fraction": opts.val_fraction,
+        "limit_per_class": opts.limit_per_class,
+        "data": opts.data,
+        "drawings": data.len(),
+        "base_training": base.metadata.training,
+    });
+    let mode = if opts.unfreeze_all {
+        Mode::Full
+    } else {
+        Mode::HeadOnly
+    };
+    run(
+        model,
+        &data,
+        mode,
+        &Common {
+            val_fraction: opts.val_fraction,
+            seed: opts.seed,
+            recipe: opts.recipe.clone(),
+            out_dir: opts.out_dir.clone(),
+            progress: opts.progress,
+        },
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    /// Everything but `fc` frozen; the body runs in eval mode so BatchNorm statistics stay put.
+    HeadOnly,
+}
+
+struct Common {
+    val_fraction: f64,
+    seed: u64,
+    recipe: Recipe,
+    out_dir: PathBuf,
+    progress: bool,
+}
+
+impl Common {
+    fn from_train(o: &TrainOptions) -> Common {
+        Common {
+            val_fraction: o.val_fraction,
+            seed: o.seed,
+            recipe: o.recipe.clone(),
+            out_dir: o.out_dir.clone(),
+            progress: o.progress,
+        }
+    }
+}
+
+fn run(
+    mut model: Classifier,
+    data: &Dataset,
+    mode: Mode,
+    c: &Common,
+) -> Result<TrainReport, ModelError> {
+    let started = Instant::now();
+    let r = &c.recipe;
+    if !(0.0..1.0).contains(&c.val_fraction) || c.val_fraction == 0.0 {
+        return Err(ModelError::Options(
+            "validation fraction must be in (0, 1)".into(),
+        ));
+    }
+    let (train_set, val_set) = data.split(c.val_fraction, c.seed);
+    if train_set.len() < 2 || val_set.is_empty() {
+        return Err(ModelError::Options(format!(
+            "{} drawings are too few to train and validate",
+            data.len()
+        )));
+    }
+    model.metadata.data_fingerprint = data.fingerprint();
+    model.metadata.tta_hflip = r.tta_hflip;
+    std::fs::create_dir_all(&c.out_dir).map_err(|e| ModelError::io(&c.out_dir, e))?;
+
+    // Which variables learn, and which get weight decay.
+    let vars = sorted_vars(&model.vs);
+    for (name, t) in &vars {
+        if mode == Mode::HeadOnly && !name.starts_with("fc.") {
+            let _ = t.shallow_clone().set_requires_grad(false);
+        }
+    }
+    let decayed: Vec<Tensor> = vars
+        .iter()
+        .filter(|(_, t)| t.requires_grad() && t.dim() > 1)
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+    let mut opt = nn::Sgd {
+        momentum: r.momentum,
+        dampening: 0.0,
+        wd: 0.0,
+        nesterov: r.momentum > 0.0,
+    }
+    .build(&model.vs, r.lr)?;
+
+    // EMA: a second network whose variables trail the trained ones.
+    let ema = if r.ema_decay > 0.0 {
+        let e = Classifier::new_untrained(model.net.architecture(), model.categories())?;
+        let evars = sorted_vars(&e.vs);
+        tch::no_grad(|| {
+            for ((_, d), (_, s)) in evars.iter().zip(&vars) {
+                d.shallow_clone().copy_(s);
+            }
+        });
+        Some((e, evars))
+    } else {
+        None
+    };
+
+    let n = train_set.len();
+    let bs = r.batch_size.min(n);
+    // Drop the last partial batch: BatchNorm after the 1×1 last stage cannot take one drawing.
+    let steps_per_epoch = (n / bs).max(1);
+    let total_steps = (steps_per_epoch * r.epochs).max(1);
+    let warm = (r.warmup_epochs * steps_per_epoch as f64).round() as usize;
+    let lr_at = |step: usize| -> f64 {
+        if step < warm {
+            r.lr * (step + 1) as f64 / warm as f64
+        } else {
+            let t = (step - warm) as f64 / (total_steps - warm).max(1) as f64;
+            0.5 * r.lr * (1.0 + (PI * t).cos())
+        }
+    };
+
+    let mut rng = Rng::new(c.seed.wrapping_add(1));
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut logs: Vec<EpochLog> = Vec::new();
+    let mut best: Option<(usize, &'static str, Evaluation)> = None;
+    let mut step = 0usize;
+    let mut batch_pixels = Vec::with_capacity(bs * IMAGE_PIXELS);
+    let mut batch_labels = Vec::with_capacity(bs);
+    tracing::info!(
+        train = n,
+        validation = val_set.len(),
+        epochs = r.epochs,
+        steps_per_epoch,
+        ?mode,
+        "training {} on {} categories",
+        model.metadata.architecture,
+        model.categories().len()
+    );
+
+    for epoch in 1..=r.epochs {
+        let epoch_start = Instant::now();
+        rng.shuffle(&mut order);
+        let pb = progress_bar(c.progress, steps_per_epoch as u64, epoch, r.epochs);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
+        let mut lr = r.lr;
+        for b in 0..steps_per_epoch {
+            batch_pixels.clear();
+            batch_labels.clear();
+            for &i in &order[b * bs..(b + 1) * bs] {
+                batch_pixels.extend_from_slice(train_set.image(i));
+                batch_labels.push(train_set.labels[i]);
+            }
+            let xs = augment(&input::to_tensor(&batch_pixels), &r.augment, &mut rng);
+            let ys = Tensor::from_slice(&batch_labels);
+            lr = lr_at(step);
+            opt.set_lr(lr);
+            let logits = match mode {
+                Mode::Full => model.net.logits(&xs, true),
+                Mode::HeadOnly => {
+                    let f = tch::no_grad(|| model.net.features(&xs, false));
+                    model.net.head(&f)
+                }
+            };
+            let loss = logits.cross_entropy_loss::<Tensor>(
+                &ys,
+                None,
+                Reduction::Mean,
+                -100,
+                r.label_smoothing,
+            );
+            opt.zero_grad();
+            loss.backward();
+            if r.weight_decay > 0.0 {
+                tch::no_grad(|| {
+                    for p in &decayed {
+                        let mut g = p.grad();
+                        if g.defined() {
+                            let _ = g.g_add_(&(p * r.weight_decay));
+                        }
+                    }
+                });
+            }
+            opt.step();
+            if let Some((_, evars)) = &ema {
+                // Warm-up of the average itself, so early epochs are not dominated by the init.
+                let d = r.ema_decay.min((1 + step) as f64 / (10 + step) as f64);
+                tch::no_grad(|| {
+                    for ((_, e), (_, v)) in evars.iter().zip(&vars) {
+                        let mut e = e.shallow_clone();
+                        if e.is_floating_point() {
+                            let _ = e.g_mul_scalar_(d);
+                            let _ = e.g_add_(&(v * (1.0 - d)));
+                        } else {
+                            e.copy_(v);
+                        }
+                    }
+                });
+            }
+            step += 1;
+            let l = loss.double_value(&[]);
+            loss_sum += l * bs as f64;
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&ys)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            seen += bs;
+            pb.set_message(format!(
+                "loss {:.3} acc {:.1}% lr {lr:.4}",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64
+            ));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+
+        let eval_bs = 256;
+        let raw = evaluate_network(&model.net, r.tta_hflip, &val_set, eval_bs);
+        let ema_eval = ema
+            .as_ref()
+            .map(|(e, _)| evaluate_network(&e.net, r.tta_hflip, &val_set, eval_bs));
+        let log = EpochLog {
+            epoch,
+            lr,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            val_accuracy: raw.top1,
+            val_top3: raw.top3,
+            ema_val_accuracy: ema_eval.as_ref().map(|e| e.top1),
+            ema_val_top3: ema_eval.as_ref().map(|e| e.top3),
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds,
+        };
+        tracing::info!(
+            "epoch {epoch}/{}: loss {:.4}, train acc {:.2}%, val top-1 {:.2}% top-3 {:.2}%{}, {:.0} s ({:.0} img/s)",
+            r.epochs,
+            log.train_loss,
+            log.train_accuracy * 100.0,
+            log.val_accuracy * 100.0,
+            log.val_top3 * 100.0,
+            log.ema_val_accuracy
+                .map(|a| format!(", EMA top-1 {:.2}%", a * 100.0))
+                .unwrap_or_default(),
+            log.seconds,
+            log.images_per_second
+        );
+        logs.push(log);
+        write_log(&c.out_dir.join("train_log.csv"), &logs)?;
+
+        // Keep the best of the raw and EMA weights.
+        let mut candidates = vec![("weights", raw)];
+        if let Some(e) = ema_eval {
+            candidates.push(("ema", e));
+        }
+        for (source, eval) in candidates {
+            let better = best
+                .as_ref()
+                .is_none_or(|(_, _, b)| (eval.top1, eval.top3) > (b.top1, b.top3));
+            if better {
+                let mut meta = model.metadata.clone();
+                fill_metadata(&mut meta, &eval);
+                let vs = match (&ema, source) {
+                    (Some((e, _)), "ema") => &e.vs,
+                    _ => &model.vs,
+                };
+                write_checkpoint(vs, &meta, &c.out_dir)?;
+                best = Some((epoch, source, eval));
+            }
+        }
+    }
+
+    let (best_epoch, source, validation) = best.expect("at least one epoch ran");
+    validation.write_reports(&c.out_dir.join("validation"))?;
+    let report = TrainReport {
+        out_dir: c.out_dir.clone(),
+        best_epoch,
+        best_source: source.to_string(),
+        validation,
+        epochs: logs,
+        train_size: train_set.len(),
+        val_size: val_set.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
+    };
+    let path = c.out_dir.join("train_report.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&report).expect("serialises"),
+    )
+    .map_err(|e| ModelError::io(&path, e))?;
+    Ok(report)
+}
+
+fn fill_metadata(meta: &mut crate::Metadata, eval: &Evaluation) {
+    meta.val_accuracy = Some(eval.top1);
+    meta.val_top3 = Some(eval.top3);
+    meta.val_per_class = Some(eval.per_class.iter().map(|c| c.top1).collect());
+    meta.created_at = now_rfc3339();
+}
+
+fn sorted_vars(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Random affine transform of each drawing in an `n × 1 × 28 × 28` batch (bilinear, zero
+/// padding = background).
+pub(crate) fn augment(xs: &Tensor, a: &Augment, rng: &mut Rng) -> Tensor {
+    let identity = a.rotate_deg == 0.0
+        && a.scale_min == 1.0
+        && a.scale_max == 1.0
+        && a.shift_px == 0.0
+        && !a.hflip;
+    if identity {
+        return xs.shallow_clone();
+    }
+    let n = xs.size()[0];
+    let mut theta = Vec::with_capacity(n as usize * 6);
+    for _ in 0..n {
+        let angle = rng.uniform(-a.rotate_deg, a.rotate_deg).to_radians();
+        let scale = rng.uniform(a.scale_min, a.scale_max);
+        // Normalised coordinates span 2 units over 28 pixels.
+        let tx = rng.uniform(-a.shift_px, a.shift_px) * 2.0 / 28.0;
+        let ty = rng.uniform(-a.shift_px, a.shift_px) * 2.0 / 28.0;
+        let flip = if a.hflip && rng.unit() < 0.5 {
+            -1.0
+        } else {
+            1.0
+        };
+        // theta maps output coordinates to input coordinates: (1/scale)·R(angle)·diag(flip, 1).
+        let (s, c) = angle.sin_cos();
+        let k = 1.0 / scale;
+        theta.extend_from_slice(&[
+            (k * c * flip) as f32,
+            (-k * s) as f32,
+            tx as f32,
+            (k * s * flip) as f32,
+            (k * c) as f32,
+            ty as f32,
+        ]);
+    }
+    let theta = Tensor::from_slice(&theta).view([n, 2, 3]);
+    let grid = Tensor::affine_grid_generator(&theta, [n, 1, 28, 28], false);
+    xs.grid_sampler(&grid, 0, 0, false)
+}
+
+fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        Some(len),
+        if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(format!("epoch {epoch}/{epochs}"));
+    pb
+}
+
+fn write_log(path: &Path, logs: &[EpochLog]) -> Result<(), ModelError> {
+    let mut s = String::from(
+        "epoch,lr,train_loss,train_accuracy,val_accuracy,val_top3,ema_val_accuracy,ema_val_top3,seconds,images_per_second\n",
+    );
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.5}")).unwrap_or_default();
+    for l in logs {
+        s.push_str(&format!(
+            "{},{:.6},{:.5},{:.5},{:.5},{:.5},{},{},{:.1},{:.1}\n",
+            l.epoch,
+            l.lr,
+            l.train_loss,
+            l.train_accuracy,
+            l.val_accuracy,
+            l.val_top3,
+            opt(l.ema_val_accuracy),
+            opt(l.ema_val_top3),
+            l.seconds,
+            l.images_per_second
+        ));
+    }
+    std::fs::write(path, s).map_err(|e| ModelError::io(path, e))
+}
+
+/// Read a `train_log.csv` written by [`train`] (for the learning-curve plot).
+pub fn read_log(path: &Path) -> Result<Vec<EpochLog>, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || ModelError::bad_data(path, format!("line {}: not a training log row", i + 1));
+        if f.len() != 10 {
+            return Err(bad());
+        }
+        let num = |s: &str| s.parse::<f64>().map_err(|_| bad());
+        let opt = |s: &str| {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                num(s).map(Some)
+            }
+        };
+        out.push(EpochLog {
+            epoch: f[0].parse().map_err(|_| bad())?,
+            lr: num(f[1])?,
+            train_loss: num(f[2])?,
+            train_accuracy: num(f[3])?,
+            val_accuracy: num(f[4])?,
+            val_top3: num(f[5])?,
+            ema_val_accuracy: opt(f[6])?,
+            ema_val_top3: opt(f[7])?,
+            seconds: num(f[8])?,
+            images_per_second: num(f[9])?,
+        });
+    }
+    Ok(out)
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

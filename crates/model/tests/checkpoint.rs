@@ -1,0 +1,177 @@
+//! Checkpoints: save → load gives identical outputs; mismatches are refused; the inference API.
+
+mod common;
+
+use common::{drawings, names};
+use doodle_core::config::Architecture;
+use doodle_model::checkpoint::{METADATA_FILE, WEIGHTS_FILE};
+use doodle_model::{Classifier, ModelError, save_untrained};
+use tch::Tensor;
+
+fn assert_send<T: Send>() {}
+
+#[test]
+fn classifier_is_send() {
+    assert_send::<Classifier>();
+}
+
+#[test]
+fn save_then_load_gives_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cats = names(&["cat", "dog", "fish"]);
+    tch::manual_seed(3);
+    let model = Classifier::new_untrained(Architecture::Resnet18, &cats).unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = Classifier::load(dir.path()).unwrap();
+
+    let px = drawings(4, 11);
+    let a = model.predict_proba(&px).unwrap();
+    let b = loaded.predict_proba(&px).unwrap();
+    assert_eq!(a.len(), 4 * 3);
+    assert_eq!(a, b, "bit-identical probabilities after a round trip");
+    for row in a.chunks(3) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    assert_eq!(loaded.categories(), &cats[..]);
+    assert_eq!(loaded.metadata(), model.metadata());
+}
+
+#[test]
+fn save_untrained_writes_a_loadable_resnet50_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cats = names(&["a", "b"]);
+    save_untrained(dir.path(), Architecture::Resnet50, &cats, 1).unwrap();
+    assert!(dir.path().join(WEIGHTS_FILE).is_file());
+    let m = Classifier::load(dir.path()).unwrap();
+    assert_eq!(m.metadata().architecture, "resnet50");
+    assert_eq!(m.metadata().stem, doodle_model::net::STEM);
+    assert!(m.metadata().val_accuracy.is_none());
+    assert_eq!(m.predict_proba(&drawings(1, 0)).unwrap().len(), 2);
+
+    // Same seed, same weights.
+    let dir2 = tempfile::tempdir().unwrap();
+    save_untrained(dir2.path(), Architecture::Resnet50, &cats, 1).unwrap();
+    let m2 = Classifier::load(dir2.path()).unwrap();
+    let px = drawings(2, 4);
+    assert_eq!(
+        m.predict_proba(&px).unwrap(),
+        m2.predict_proba(&px).unwrap()
+    );
+}
+
+#[test]
+fn predict_proba_rejects_partial_and_empty_input() {
+    tch::manual_seed(0);
+    let m = Classifier::new_untrained(Architecture::Resnet18, &names(&["a", "b"])).unwrap();
+    assert!(matches!(m.predict_proba(&[]), Err(ModelError::Input(_))));
+    assert!(matches!(
+        m.predict_proba(&[0u8; 785]),
+        Err(ModelError::Input(_))
+    ));
+}
+
+fn edit_metadata(dir: &std::path::Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join(METADATA_FILE);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, v.to_string()).unwrap();
+}
+
+fn refused(dir: &std::path::Path, needle: &str) {
+    let err = Classifier::load(dir).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&dir.display().to_string()),
+        "names the checkpoint: {msg}"
+    );
+    assert!(msg.contains(needle), "says `{needle}`: {msg}");
+}
+
+#[test]
+fn checkpoint_with_more_categories_than_outputs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    save_untrained(dir.path(), Architecture::Resnet18, &names(&["a", "b"]), 0).unwrap();
+    edit_metadata(dir.path(), |v| {
+        v["categories"] = serde_json::json!(["a", "b", "c"])
+    });
+    refused(dir.path(), "2 outputs but the metadata lists 3 categories");
+}
+
+#[test]
+fn checkpoint_with_the_wrong_architecture_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    save_untrained(dir.path(), Architecture::Resnet18, &names(&["a", "b"]), 0).unwrap();
+    edit_metadata(dir.path(), |v| v["architecture"] = "resnet50".into());
+    refused(dir.path(), "wrong architecture");
+
+    edit_metadata(dir.path(), |v| v["architecture"] = "vgg16".into());
+    refused(dir.path(), "unknown architecture `vgg16`");
+}
+
+#[test]
+fn checkpoint_with_a_tensor_of_the_wrong_shape_is_refused() {
+    // A 1-row final layer would broadcast silently into a 2-row one with tch's own loader.
+    let dir = tempfile::tempdir().unwrap();
+    save_untrained(dir.path(), Architecture::Resnet18, &names(&["a", "b"]), 0).unwrap();
+    let path = dir.path().join(WEIGHTS_FILE);
+    let mut tensors = Tensor::read_safetensors(&path).unwrap();
+    for (name, t) in tensors.iter_mut() {
+        if name == "fc.bias" {
+            *t = Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
+        }
+    }
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    refused(dir.path(), "`fc.bias` has shape [1]");
+}
+
+#[test]
+fn missing_or_garbage_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    save_untrained(dir.path(), Architecture::Resnet18, &names(&["a", "b"]), 0).unwrap();
+    std::fs::write(dir.path().join(WEIGHTS_FILE), b"not safetensors").unwrap();
+    refused(dir.path(), "unreadable safetensors");
+    std::fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
+    refused(dir.path(), "not found");
+    std::fs::write(dir.path().join(METADATA_FILE), b"{").unwrap();
+    refused(dir.path(), "invalid metadata");
+    let empty = tempfile::tempdir().unwrap();
+    refused(empty.path(), METADATA_FILE);
+}
+
+#[test]
+fn adding_a_category_keeps_the_learned_rows_bit_identical() {
+    tch::manual_seed(5);
+    let old =
+        Classifier::new_untrained(Architecture::Resnet18, &names(&["cat", "dog", "fish"])).unwrap();
+    let new_cats = names(&["cat", "owl", "dog", "fish"]);
+    let new = old.with_categories(&new_cats).unwrap();
+    let (ow, ob) = (
+        &old.network().fc().ws,
+        old.network().fc().bs.as_ref().unwrap(),
+    );
+    let (nw, nb) = (
+        &new.network().fc().ws,
+        new.network().fc().bs.as_ref().unwrap(),
+    );
+    assert_eq!(nw.size(), [4, 512]);
+    for (old_row, new_row) in [(0, 0), (1, 2), (2, 3)] {
+        assert!(
+            nw.get(new_row).equal(&ow.get(old_row)),
+            "row {old_row} -> {new_row}"
+        );
+        assert!(nb.get(new_row).equal(&ob.get(old_row)));
+    }
+    assert!(
+        !nw.get(1).equal(&ow.get(0)),
+        "the new category gets its own row"
+    );
+    // Everything before the final layer is copied as is.
+    let (ov, nv) = (old.var_store().variables(), new.var_store().variables());
+    for (name, t) in &ov {
+        if !name.starts_with("fc.") {
+            assert!(t.equal(&nv[name]), "{name}");
+        }
+    }
+    assert_eq!(new.categories(), &new_cats[..]);
+}
