@@ -20,7 +20,7 @@ use crate::extract::BodyLimit;
 use crate::metrics::BackendMetrics;
 use crate::routes;
 use crate::storage::ImageStore;
-use crate::upstream::{ClientError, ModelServerClient, REQUEST_ID};
+use crate::upstream::{ClientError, MODEL_VERSION, ModelServerClient, REQUEST_ID};
 
 /// What every handler shares; cheap to clone.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ pub fn router(state: AppState, settings: &BackendSettings) -> Result<Router, Sta
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, request_id.clone()])
-        .expose_headers([request_id.clone()])
+        .expose_headers([request_id.clone(), HeaderName::from_static(MODEL_VERSION)])
         .max_age(Duration::from_secs(600));
 
     let trace = TraceLayer::new_for_http()

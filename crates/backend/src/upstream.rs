@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 /// Header carrying the request id, accepted from clients and forwarded to the model server.
 pub const REQUEST_ID: &str = "x-request-id";
+/// Header naming the model version that answered; passed back to the client when present.
+pub const MODEL_VERSION: &str = "x-model-version";
 
 /// How much of an unusable upstream body is kept for the log.
 const SNIPPET: usize = 300;
@@ -107,6 +109,7 @@ impl UpstreamError {
 pub struct Passthrough {
     pub status: StatusCode,
     pub body: Bytes,
+    pub model_version: Option<HeaderValue>,
 }
 
 /// `GET /model` on the model server (extra fields are ignored).
@@ -202,11 +205,16 @@ impl ModelServerClient {
         }
         let response = request.send().await.map_err(|e| self.classify(url, e))?;
         let status = response.status();
+        let model_version = response.headers().get(MODEL_VERSION).cloned();
         let body = response.bytes().await.map_err(|e| self.classify(url, e))?;
         let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
         let snippet = || snippet(&body);
         match (status.as_u16(), is_json) {
-            (200..=299 | 400..=599, true) => Ok(Passthrough { status, body }),
+            (200..=299 | 400..=599, true) => Ok(Passthrough {
+                status,
+                body,
+                model_version,
+            }),
             (400..=499, false) => Err(UpstreamError::Refused {
                 url: url.clone(),
                 status,

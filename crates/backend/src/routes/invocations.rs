@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::JsonObject;
 use crate::startup::AppState;
+use crate::upstream::MODEL_VERSION;
 
 /// The MLflow scoring protocol's input fields; a body holds exactly one.
 const INPUT_FIELDS: [&str; 4] = [
@@ -41,6 +42,9 @@ pub async fn invocations(
         answer.body,
     )
         .into_response();
+    if let Some(version) = answer.model_version {
+        response.headers_mut().insert(MODEL_VERSION, version);
+    }
     if status.is_client_error() || status.is_server_error() {
         response.extensions_mut().insert(ErrorReport {
             error_type: if status.is_client_error() {
