@@ -33,12 +33,19 @@ let backend = null;
 let guessTimer = 0;
 let pad = null;
 
-function showError(message) {
+// One banner for every failure; `source` ('guess', 'save', 'config') lets a success clear only
+// its own kind of message (a guess that works does not hide a failed save).
+let errorSource = null;
+
+function showError(source, message) {
+  errorSource = source;
   ui.error.textContent = message;
   ui.error.hidden = false;
 }
 
-function clearError() {
+function clearError(source) {
+  if (errorSource !== source) return;
+  errorSource = null;
   ui.error.hidden = true;
   ui.error.textContent = '';
 }
@@ -100,23 +107,33 @@ function resetGuesses(message) {
   ui.guessStatus.textContent = message;
 }
 
+/** `body[data-guess]`: scheduled → busy → idle, for styles and tests. */
+function guessState(state) {
+  document.body.dataset.guess = state;
+}
+
 async function guess() {
   clearTimeout(guessTimer);
-  if (!backend || pad.isEmpty) return;
+  if (!backend || pad.isEmpty) {
+    guessState('idle');
+    return;
+  }
   const bytes = currentImage();
   const request = guessing.start();
+  guessState('busy');
   updateButtons();
   ui.guessStatus.textContent = 'Thinking…';
   try {
     const guesses = await backend.predict(toBase64(bytes), request.signal);
     if (!request.isCurrent()) return; // a newer drawing was sent meanwhile
     showGuesses(guesses);
-    clearError();
+    clearError('guess');
   } catch (err) {
     if (!request.isCurrent()) return;
     resetGuesses('No guess: see the message above.');
-    showError(err.message);
+    showError('guess', err.message);
   } finally {
+    if (request.isCurrent()) guessState('idle');
     request.done();
     updateButtons();
   }
@@ -124,6 +141,7 @@ async function guess() {
 
 function scheduleGuess() {
   clearTimeout(guessTimer);
+  guessState('scheduled');
   guessTimer = setTimeout(guess, GUESS_DELAY_MS);
 }
 
@@ -132,6 +150,7 @@ function onDrawingChanged() {
   if (pad.isEmpty) {
     clearTimeout(guessTimer);
     guessing.cancel();
+    guessState('idle');
     resetGuesses('Draw something to get a guess.');
     drawPreview(ui.preview, new Uint8Array(28 * 28));
   }
@@ -164,11 +183,11 @@ async function save(event) {
   try {
     const answer = await backend.saveImage(toBase64(bytes), category, request.signal);
     ui.saveStatus.textContent = `Saved as “${category}”. Thank you! (${answer.filepath ?? answer.message})`;
-    clearError();
+    clearError('save');
     addCategory(category);
   } catch (err) {
     ui.saveStatus.textContent = 'Not saved.';
-    showError(err.message);
+    showError('save', err.message);
   } finally {
     request.done();
     updateButtons();
@@ -199,7 +218,11 @@ async function loadCategories() {
 
 async function start() {
   pad = new DrawingPad(ui.pad, { onStrokeEnd: scheduleGuess, onChange: onDrawingChanged });
-  ui.undo.addEventListener('click', () => pad.undo());
+  const undo = () => {
+    pad.undo();
+    if (!pad.isEmpty) scheduleGuess();
+  };
+  ui.undo.addEventListener('click', undo);
   ui.clear.addEventListener('click', () => pad.clear());
   ui.guess.addEventListener('click', guess);
   ui.category.addEventListener('input', onCategoryInput);
@@ -207,7 +230,7 @@ async function start() {
   document.addEventListener('keydown', (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'z' && e.target !== ui.category) {
       e.preventDefault();
-      pad.undo();
+      undo();
     }
   });
   drawPreview(ui.preview, new Uint8Array(28 * 28));
@@ -219,7 +242,7 @@ async function start() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     config = await response.json();
   } catch (err) {
-    showError(`Cannot load the page's configuration (config.json): ${err.message}`);
+    showError('config', `Cannot load the page's configuration (config.json): ${err.message}`);
     return;
   }
   backend = new Backend(config.backend_url);
