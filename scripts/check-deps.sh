@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Crates that are allowed to link libtorch.
-allowed=" doodle-model "
+allowed=" doodle-model doodle-model-server "
 
 status=0
 for manifest in crates/*/Cargo.toml; do

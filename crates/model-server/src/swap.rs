@@ -1,0 +1,174 @@
+//! Following the registry: load the deployed version at start, then poll for a new one,
+//! load it in the background (with a real forward pass), and hand it to the worker.
+//! A version that fails to load is logged once and counted; the old one keeps serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use doodle_core::ErrorChain;
+use doodle_core::config::{RegistryKind, Settings};
+use doodle_model::Classifier;
+use doodle_registry::{Deployed, LocalRegistry};
+
+use crate::metrics::ServerMetrics;
+use crate::worker::{Batcher, LoadedModel, ModelInfo};
+
+/// Where deployed models come from.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    registry: LocalRegistry,
+    alias: String,
+}
+
+impl ModelSource {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        match settings.registry.kind {
+            RegistryKind::Local => Ok(Self {
+                registry: LocalRegistry::new(
+                    &settings.registry.local_dir,
+                    &settings.registry.model_name,
+                )?,
+                alias: settings.registry.alias.clone(),
+            }),
+            RegistryKind::Mlflow => anyhow::bail!(
+                "registry.kind = \"mlflow\" is not supported by the model server yet; use \"local\""
+            ),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.registry.name()
+    }
+
+    pub fn deployed(&self) -> anyhow::Result<Option<Deployed>> {
+        Ok(self.registry.deployed(&self.alias)?)
+    }
+}
+
+/// Load a checkpoint and prove it works with one forward pass.
+pub fn load(name: &str, deployed: &Deployed) -> anyhow::Result<LoadedModel> {
+    let classifier = Classifier::load(&deployed.dir)?;
+    let probabilities = classifier.predict_proba(&[0u8; doodle_core::image::PIXELS])?;
+    anyhow::ensure!(
+        probabilities.len() == classifier.categories().len()
+            && probabilities.iter().all(|p| p.is_finite()),
+        "warm-up forward pass gave {} values for {} categories",
+        probabilities.len(),
+        classifier.categories().len()
+    );
+    let meta = classifier.metadata();
+    let info = ModelInfo {
+        name: name.to_owned(),
+        version: deployed.version.clone(),
+        categories: classifier.categories().to_vec().into(),
+        architecture: meta.architecture.clone(),
+        val_accuracy: meta.val_accuracy,
+        val_top3: meta.val_top3,
+        created_at: meta.created_at.clone(),
+        loaded_at: doodle_model::checkpoint::now_rfc3339(),
+    };
+    Ok(LoadedModel {
+        classifier,
+        info: Arc::new(info),
+    })
+}
+
+/// Follows the deployed alias.
+#[derive(Debug)]
+pub struct Follower {
+    source: ModelSource,
+    batcher: Batcher,
+    metrics: ServerMetrics,
+    /// The last version that failed, so it is not retried (and logged) every poll.
+    failed: Option<String>,
+}
+
+impl Follower {
+    pub fn new(source: ModelSource, batcher: Batcher, metrics: ServerMetrics) -> Self {
+        Self {
+            source,
+            batcher,
+            metrics,
+            failed: None,
+        }
+    }
+
+    /// Check once; load and swap in a new deployed version if there is one.
+    /// Returns the version now being served, if any.
+    pub async fn check(&mut self) -> Option<String> {
+        let current = self.batcher.current().map(|m| m.version.clone());
+        let source = self.source.clone();
+        let deployed = match tokio::task::spawn_blocking(move || source.deployed()).await {
+            Ok(Ok(deployed)) => deployed,
+            Ok(Err(err)) => {
+                tracing::error!(error = %ErrorChain(err.as_ref()), "cannot read the registry");
+                return current;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "registry read panicked");
+                return current;
+            }
+        };
+        let Some(deployed) = deployed else {
+            if current.is_none() {
+                tracing::warn!(
+                    model = self.source.name(),
+                    "no deployed model version yet; /health answers 503 until one is deployed (make model)"
+                );
+            }
+            return current;
+        };
+        if current.as_deref() == Some(deployed.version.as_str())
+            || self.failed.as_deref() == Some(deployed.version.as_str())
+        {
+            return current;
+        }
+        let name = self.source.name().to_owned();
+        let batcher = self.batcher.clone();
+        let version = deployed.version.clone();
+        tracing::info!(%version, dir = %deployed.dir.display(), "loading model version");
+        let loaded = tokio::task::spawn_blocking(move || {
+            let model = load(&name, &deployed)?;
+            batcher
+                .swap(model)
+                .map_err(|e| anyhow::anyhow!("handing the model to the worker: {e}"))
+        })
+        .await;
+        match loaded {
+            Ok(Ok(())) => {
+                self.failed = None;
+                // The worker installs it before its next batch (within its idle poll).
+                for _ in 0..100 {
+                    if self.batcher.current().map(|m| m.version.clone()) == Some(version.clone()) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Some(version)
+            }
+            Ok(Err(err)) => {
+                self.metrics.load_failures.inc();
+                tracing::error!(%version, error = %ErrorChain(err.as_ref()), "model version failed to load; keeping the current one");
+                self.failed = Some(version);
+                current
+            }
+            Err(err) => {
+                self.metrics.load_failures.inc();
+                tracing::error!(%version, error = %err, "model loading panicked; keeping the current one");
+                self.failed = Some(version);
+                current
+            }
+        }
+    }
+
+    /// Poll forever (until the task is dropped).
+    pub async fn run(mut self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            self.check().await;
+        }
+    }
+}
