@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 # name | binary | URL printed for people. Every service issue adds its line here.
 services=(
+    "model server|model-server|http://127.0.0.1:5002"
     "backend|backend|http://127.0.0.1:8000"
+    "ui|ui-server|http://127.0.0.1:9080"
 )
 
 if [ ${#services[@]} -eq 0 ]; then
@@ -20,7 +22,16 @@ for s in "${services[@]}"; do
     IFS='|' read -r _ bin _ <<<"$s"
     bins+=(--bin "$bin")
 done
-cargo build --release --locked "${bins[@]}"
+cargo build --release --locked "${bins[@]}" --bin doodle-model --bin doodle-registry
+
+# The first start on a fresh machine has no model yet: train one on a short budget so the
+# UI works within minutes (`make model` trains the full default model later).
+if ! target/release/doodle-registry deployed >/dev/null 2>&1; then
+    minutes=${DOODLE_FIRST_MODEL_MINUTES:-6}
+    echo "doodle: no model is deployed yet; training a first model (about $minutes minutes; 'make model' trains the full one)"
+    checkpoint=$(target/release/doodle-model base --max-minutes "$minutes" | tail -n 1)
+    target/release/doodle-registry register "$checkpoint" --deploy --tag source=first-start
+fi
 
 pids=()
 stop() {
