@@ -149,6 +149,10 @@ pub struct TrainOptions {
     pub out_dir: PathBuf,
     /// Draw progress bars on stderr (when it is a terminal).
     pub progress: bool,
+    /// Time budget: after every epoch the run compares its speed with the time left and, if
+    /// needed, lowers the number of epochs (re-laying the cosine over the new total) so that it
+    /// ends within about this many minutes. The count used is recorded in the metadata.
+    pub max_minutes: Option<f64>,
 }
 
 /// Fine-tune an existing checkpoint, possibly with new categories.
@@ -251,6 +255,7 @@ pub fn fine_tune(opts: &FineTuneOptions) -> Result<TrainReport, ModelError> {
             recipe: opts.recipe.clone(),
             out_dir: opts.out_dir.clone(),
             progress: opts.progress,
+            max_minutes: None,
         },
     )
 }
@@ -268,6 +273,7 @@ struct Common {
     recipe: Recipe,
     out_dir: PathBuf,
     progress: bool,
+    max_minutes: Option<f64>,
 }
 
 impl Common {
@@ -278,6 +284,7 @@ impl Common {
             recipe: o.recipe.clone(),
             out_dir: o.out_dir.clone(),
             progress: o.progress,
+            max_minutes: o.max_minutes,
         }
     }
 }
@@ -344,16 +351,22 @@ fn run(
     let bs = r.batch_size.min(n);
     // Drop the last partial batch: BatchNorm after the 1×1 last stage cannot take one drawing.
     let steps_per_epoch = (n / bs).max(1);
-    let total_steps = (steps_per_epoch * r.epochs).max(1);
+    let mut epochs = r.epochs;
+    let mut total_steps = (steps_per_epoch * epochs).max(1);
     let warm = (r.warmup_epochs * steps_per_epoch as f64).round() as usize;
-    let lr_at = |step: usize| -> f64 {
+    let lr_at = |step: usize, total_steps: usize| -> f64 {
         if step < warm {
             r.lr * (step + 1) as f64 / warm as f64
         } else {
-            let t = (step - warm) as f64 / (total_steps - warm).max(1) as f64;
+            let t = (step - warm) as f64 / total_steps.saturating_sub(warm).max(1) as f64;
             0.5 * r.lr * (1.0 + (PI * t).cos())
         }
     };
+    // With a time budget, every epoch's duration (validation included) is measured, and when the
+    // remaining epochs would not fit in the remaining time the run is shortened: the cosine is
+    // laid out again over the new total (the rate only ever steps down, never up). On a machine
+    // fast enough for the budget nothing changes and the run is exactly reproducible.
+    let deadline = c.max_minutes.map(|m| started + std::time::Duration::from_secs_f64(m * 60.0));
 
     let mut rng = Rng::new(c.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..n).collect();
@@ -373,10 +386,12 @@ fn run(
         model.categories().len()
     );
 
-    for epoch in 1..=r.epochs {
+    let mut epoch = 0;
+    while epoch < epochs {
+        epoch += 1;
         let epoch_start = Instant::now();
         rng.shuffle(&mut order);
-        let pb = progress_bar(c.progress, steps_per_epoch as u64, epoch, r.epochs);
+        let pb = progress_bar(c.progress, steps_per_epoch as u64, epoch, epochs);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
         let mut lr = r.lr;
         for b in 0..steps_per_epoch {
@@ -388,7 +403,7 @@ fn run(
             }
             let xs = augment(&input::to_tensor(&batch_pixels), &r.augment, &mut rng);
             let ys = Tensor::from_slice(&batch_labels);
-            lr = lr_at(step);
+            lr = lr_at(step, total_steps);
             opt.set_lr(lr);
             let logits = match mode {
                 Mode::Full => model.net.logits(&xs, true),
@@ -469,8 +484,7 @@ fn run(
             images_per_second: seen as f64 / train_seconds,
         };
         tracing::info!(
-            "epoch {epoch}/{}: loss {:.4}, train acc {:.2}%, val top-1 {:.2}% top-3 {:.2}%{}, {:.0} s ({:.0} img/s)",
-            r.epochs,
+            "epoch {epoch}/{epochs}: loss {:.4}, train acc {:.2}%, val top-1 {:.2}% top-3 {:.2}%{}, {:.0} s ({:.0} img/s)",
             log.train_loss,
             log.train_accuracy * 100.0,
             log.val_accuracy * 100.0,
@@ -481,6 +495,19 @@ fn run(
             log.seconds,
             log.images_per_second
         );
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+            let fit = epoch + (left / log.seconds).floor() as usize;
+            if fit < epochs {
+                tracing::info!(
+                    "time budget: {:.1} min left at {:.0} s per epoch, so {fit} epochs instead of {epochs}",
+                    left / 60.0,
+                    log.seconds
+                );
+                epochs = fit.max(epoch);
+                total_steps = steps_per_epoch * epochs;
+            }
+        }
         logs.push(log);
         write_log(&c.out_dir.join("train_log.csv"), &logs)?;
 
@@ -495,6 +522,7 @@ fn run(
                 .is_none_or(|(_, _, b)| (eval.top1, eval.top3) > (b.top1, b.top3));
             if better {
                 let mut meta = model.metadata.clone();
+                meta.training["epochs_run"] = serde_json::json!(epochs);
                 fill_metadata(&mut meta, &eval);
                 let vs = match (&ema, source) {
                     (Some((e, _)), "ema") => &e.vs,

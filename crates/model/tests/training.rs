@@ -47,6 +47,7 @@ fn options(out: PathBuf, limit: usize, epochs: usize) -> TrainOptions {
         recipe: small_recipe(epochs),
         out_dir: out,
         progress: false,
+        max_minutes: None,
     }
 }
 

@@ -136,6 +136,9 @@ struct TrainArgs {
     /// Output checkpoint directory.
     #[arg(long)]
     out: PathBuf,
+    /// Lower the number of epochs so the run ends within about this many minutes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +213,10 @@ struct BaseArgs {
     rows: usize,
     #[arg(long, default_value = download::QUICKDRAW_NUMPY_BITMAP)]
     base_url: String,
+    /// Lower the number of epochs so training ends within about this many minutes (a first
+    /// model for `make run`).
+    #[arg(long)]
+    max_minutes: Option<f64>,
 }
 
 fn parse_arch(s: &str) -> Result<Architecture, String> {
@@ -257,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 recipe: a.recipe.apply(Recipe::default()),
                 out_dir: a.out,
                 progress,
+                max_minutes: a.max_minutes,
             };
             let report = doodle_model::train(&opts)?;
             print_report(&report);
@@ -401,6 +409,7 @@ fn base(a: BaseArgs, settings: &Settings, progress: bool) -> anyhow::Result<()> 
         recipe: a.recipe.apply(Recipe::default()),
         out_dir: out.clone(),
         progress,
+        max_minutes: a.max_minutes,
     };
     let report = doodle_model::train(&opts)?;
     print_report(&report);
