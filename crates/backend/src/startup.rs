@@ -85,7 +85,9 @@ pub fn router(state: AppState, settings: &BackendSettings) -> Result<Router, Sta
                 .unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), route, request_id = id)
         })
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        // Errors are logged once, with their cause, by `report_errors`.
+        .on_failure(());
 
     let limit = settings.body_limit_bytes;
     Ok(Router::new()
