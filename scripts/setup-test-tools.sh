@@ -7,3 +7,32 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest"
     cargo install --locked cargo-nextest
 fi
+
+# Browser tests of the UI (scripts/test-ui.sh): Debian's chromium, driven by playwright-core
+# (pinned in tests/e2e/package-lock.json) under node's test runner.
+apt_updated=0
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: installing $* needs root (apt-get)" >&2
+        exit 1
+    fi
+    if [ $apt_updated -eq 0 ]; then
+        apt-get update
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing node and npm (Debian packages)"
+    apt_install nodejs npm
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    echo "installing chromium (Debian package)"
+    apt_install chromium
+fi
+pinned=$(node -p 'require("./tests/e2e/package-lock.json").packages["node_modules/playwright-core"].version')
+installed=$(node -p 'try { require("./tests/e2e/node_modules/playwright-core/package.json").version } catch { "" }')
+if [ "$pinned" != "$installed" ]; then
+    echo "installing playwright-core $pinned (npm ci in tests/e2e)"
+    (cd tests/e2e && npm ci --no-audit --no-fund)
+fi
