@@ -156,6 +156,14 @@ impl ImageStore {
 
 /// Temp file → fsync → rename without replacing → fsync the folder. Returns the final name.
 fn write_new_file(folder: &OwnedFd, bytes: &[u8]) -> io::Result<String> {
+    write_new_file_with(folder, |file| file.write_all(bytes))
+}
+
+/// [`write_new_file`] with the writing step given (tests inject a full disk there).
+fn write_new_file_with(
+    folder: &OwnedFd,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<String> {
     let tmp = format!(".{}.tmp", Uuid::new_v4().simple());
     let fd = rustix::fs::openat(
         folder,
@@ -164,8 +172,7 @@ fn write_new_file(folder: &OwnedFd, bytes: &[u8]) -> io::Result<String> {
         Mode::from_raw_mode(0o644),
     )?;
     let mut file = File::from(fd);
-    let written = file
-        .write_all(bytes)
+    let written = write(&mut file)
         .and_then(|()| file.sync_all())
         .and_then(|()| {
             drop(file);
@@ -259,6 +266,19 @@ mod tests {
         let err = ImageStore::new(&root).save(&cat("cat"), b"x").unwrap_err();
         assert!(matches!(err, StoreError::UnsafeFolder { .. }), "{err:?}");
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_write_that_fails_midway_leaves_no_file_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = rustix::fs::openat(CWD, dir.path(), DIR_FLAGS, Mode::empty()).unwrap();
+        let err = write_new_file_with(&folder, |file| {
+            file.write_all(b"half a PNG")?;
+            Err(io::Error::from(io::ErrorKind::StorageFull))
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
