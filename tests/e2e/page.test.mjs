@@ -343,6 +343,39 @@ describe('accessibility', () => {
   });
 });
 
+describe('contrast', () => {
+  test('text meets WCAG AA contrast (4.5:1) against its background', async () => {
+    const page = await open();
+    await drawWithMouse(page, HOUSE);
+    await waitForGuesses(page);
+    await page.getByLabel("It's a").fill('a/b');
+    const ratios = await page.evaluate(() => {
+      const rgb = (s) => s.match(/[\d.]+/g).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (c) => { const v = c / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if (c.length < 4 || c[3] > 0) return c;
+        }
+        return [255, 255, 255];
+      };
+      const selectors = ['h1', '.top p', 'h2', '#guess-status', '.guess-label', '.score', '#undo', '#guess',
+        '.hint', '#category-error', 'label[for="category"]', '.preview figcaption', '.foot p'];
+      return selectors.map((sel) => {
+        const el = document.querySelector(sel);
+        const a = lum(rgb(getComputedStyle(el).color));
+        const b = lum(background(el));
+        return { sel, ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
+      });
+    });
+    for (const { sel, ratio } of ratios) assert.ok(ratio >= 4.5, `${sel}: contrast ${ratio.toFixed(2)}:1`);
+    await page.context().close();
+  });
+});
+
 describe('backend gone', () => {
   test('backend stopped → the error message is shown', async () => {
     const page = await open();
