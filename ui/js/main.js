@@ -107,20 +107,25 @@ function resetGuesses(message) {
   ui.guessStatus.textContent = message;
 }
 
-/** `body[data-guess]`: scheduled → busy → idle, for styles and tests. */
-function guessState(state) {
-  document.body.dataset.guess = state;
+/** `body[data-guess]`: 'scheduled' (waiting for the debounce), 'busy' (in flight) or 'idle'. */
+function refreshGuessState() {
+  document.body.dataset.guess = guessTimer ? 'scheduled' : guessing.inFlight ? 'busy' : 'idle';
+}
+
+function cancelScheduledGuess() {
+  clearTimeout(guessTimer);
+  guessTimer = 0;
 }
 
 async function guess() {
-  clearTimeout(guessTimer);
+  cancelScheduledGuess();
   if (!backend || pad.isEmpty) {
-    guessState('idle');
+    refreshGuessState();
     return;
   }
   const bytes = currentImage();
   const request = guessing.start();
-  guessState('busy');
+  refreshGuessState();
   updateButtons();
   ui.guessStatus.textContent = 'Thinking…';
   try {
@@ -133,24 +138,31 @@ async function guess() {
     resetGuesses('No guess: see the message above.');
     showError('guess', err.message);
   } finally {
-    if (request.isCurrent()) guessState('idle');
     request.done();
+    refreshGuessState();
     updateButtons();
   }
 }
 
 function scheduleGuess() {
-  clearTimeout(guessTimer);
-  guessState('scheduled');
+  cancelScheduledGuess();
   guessTimer = setTimeout(guess, GUESS_DELAY_MS);
+  refreshGuessState();
+}
+
+/** A new stroke began: wait for it to end before guessing. */
+function onStrokeStart() {
+  if (!guessTimer) return;
+  cancelScheduledGuess();
+  refreshGuessState();
 }
 
 function onDrawingChanged() {
   ui.saveStatus.textContent = '';
   if (pad.isEmpty) {
-    clearTimeout(guessTimer);
+    cancelScheduledGuess();
     guessing.cancel();
-    guessState('idle');
+    refreshGuessState();
     resetGuesses('Draw something to get a guess.');
     drawPreview(ui.preview, new Uint8Array(28 * 28));
   }
@@ -217,7 +229,7 @@ async function loadCategories() {
 }
 
 async function start() {
-  pad = new DrawingPad(ui.pad, { onStrokeEnd: scheduleGuess, onChange: onDrawingChanged });
+  pad = new DrawingPad(ui.pad, { onStrokeStart, onStrokeEnd: scheduleGuess, onChange: onDrawingChanged });
   const undo = () => {
     pad.undo();
     if (!pad.isEmpty) scheduleGuess();
@@ -234,6 +246,7 @@ async function start() {
     }
   });
   drawPreview(ui.preview, new Uint8Array(28 * 28));
+  refreshGuessState();
   updateButtons();
 
   let config;

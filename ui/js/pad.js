@@ -6,7 +6,7 @@ const MIN_STEP = 1.5; // CSS px between recorded points
 export class DrawingPad {
   /**
    * @param {HTMLCanvasElement} canvas
-   * @param {{onStrokeEnd?: () => void, onChange?: () => void}} hooks
+   * @param {{onStrokeStart?: () => void, onStrokeEnd?: () => void, onChange?: () => void}} hooks
    */
   constructor(canvas, hooks = {}) {
     this.canvas = canvas;
@@ -68,6 +68,7 @@ export class DrawingPad {
     this.canvas.setPointerCapture?.(e.pointerId);
     this.pointerId = e.pointerId;
     this.current = [this.#point(e)];
+    this.hooks.onStrokeStart?.();
     this.#schedule();
   }
 
