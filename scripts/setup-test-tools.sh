@@ -36,3 +36,6 @@ if [ "$pinned" != "$installed" ]; then
     echo "installing playwright-core $pinned (npm ci in tests/e2e)"
     (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
+
+# MLflow for the registry tests (a real `mlflow server` on loopback), pinned, in .venv.
+scripts/setup-mlflow.sh

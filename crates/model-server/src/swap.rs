@@ -8,40 +8,64 @@ use std::time::Duration;
 use doodle_core::ErrorChain;
 use doodle_core::config::{RegistryKind, Settings};
 use doodle_model::Classifier;
-use doodle_registry::{Deployed, LocalRegistry};
+use doodle_registry::{Deployed, LocalRegistry, MlflowClient, MlflowRegistry};
 
 use crate::metrics::ServerMetrics;
 use crate::worker::{Batcher, LoadedModel, ModelInfo};
 
-/// Where deployed models come from.
+/// Where deployed models come from: the local registry (default) or an MLflow server.
 #[derive(Debug, Clone)]
-pub struct ModelSource {
-    registry: LocalRegistry,
-    alias: String,
+pub enum ModelSource {
+    Local {
+        registry: LocalRegistry,
+        alias: String,
+    },
+    Mlflow {
+        registry: MlflowRegistry,
+        alias: String,
+    },
 }
+
+/// The MLflow experiment our runs are recorded in.
+pub const MLFLOW_EXPERIMENT: &str = "doodle";
 
 impl ModelSource {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        match settings.registry.kind {
-            RegistryKind::Local => Ok(Self {
-                registry: LocalRegistry::new(
-                    &settings.registry.local_dir,
-                    &settings.registry.model_name,
-                )?,
-                alias: settings.registry.alias.clone(),
-            }),
-            RegistryKind::Mlflow => anyhow::bail!(
-                "registry.kind = \"mlflow\" is not supported by the model server yet; use \"local\""
-            ),
-        }
+        let r = &settings.registry;
+        Ok(match r.kind {
+            RegistryKind::Local => Self::Local {
+                registry: LocalRegistry::new(&r.local_dir, &r.model_name)?,
+                alias: r.alias.clone(),
+            },
+            RegistryKind::Mlflow => Self::Mlflow {
+                registry: MlflowRegistry {
+                    client: MlflowClient::new(&r.mlflow_tracking_uri)?,
+                    model_name: r.model_name.clone(),
+                    experiment: MLFLOW_EXPERIMENT.into(),
+                    // Downloaded versions are cached next to the local registry.
+                    cache_dir: r.local_dir.join(".mlflow-cache"),
+                },
+                alias: r.alias.clone(),
+            },
+        })
     }
 
     pub fn name(&self) -> &str {
-        self.registry.name()
+        match self {
+            Self::Local { registry, .. } => registry.name(),
+            Self::Mlflow { registry, .. } => &registry.model_name,
+        }
     }
 
-    pub fn deployed(&self) -> anyhow::Result<Option<Deployed>> {
-        Ok(self.registry.deployed(&self.alias)?)
+    /// The deployed version as a local checkpoint folder (MLflow versions are downloaded).
+    pub async fn deployed(&self) -> anyhow::Result<Option<Deployed>> {
+        match self {
+            Self::Local { registry, alias } => {
+                let (registry, alias) = (registry.clone(), alias.clone());
+                Ok(tokio::task::spawn_blocking(move || registry.deployed(&alias)).await??)
+            }
+            Self::Mlflow { registry, alias } => Ok(registry.deployed(alias).await?),
+        }
     }
 }
 
@@ -97,15 +121,10 @@ impl Follower {
     /// Returns the version now being served, if any.
     pub async fn check(&mut self) -> Option<String> {
         let current = self.batcher.current().map(|m| m.version.clone());
-        let source = self.source.clone();
-        let deployed = match tokio::task::spawn_blocking(move || source.deployed()).await {
-            Ok(Ok(deployed)) => deployed,
-            Ok(Err(err)) => {
-                tracing::error!(error = %ErrorChain(err.as_ref()), "cannot read the registry");
-                return current;
-            }
+        let deployed = match self.source.deployed().await {
+            Ok(deployed) => deployed,
             Err(err) => {
-                tracing::error!(error = %err, "registry read panicked");
+                tracing::error!(error = %ErrorChain(err.as_ref()), "cannot read the registry");
                 return current;
             }
         };

@@ -10,8 +10,10 @@
 //! names a whole version.
 
 pub mod local;
+pub mod mlflow;
 
 pub use local::{LocalRegistry, ModelVersion};
+pub use mlflow::{MlflowClient, MlflowError, MlflowRegistry, RunRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
