@@ -5,5 +5,6 @@ mod helpers;
 mod health;
 mod invocations;
 mod metrics;
+mod model_server;
 mod save_image;
 mod shutdown;
