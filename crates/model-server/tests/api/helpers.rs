@@ -17,10 +17,8 @@ pub fn drawings(n: usize) -> Vec<Vec<u8>> {
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/data/quickdraw/train/cat.npy"
     );
-    let bytes = std::fs::read(path).expect("the shared Quick, Draw! data");
-    // .npy v1.0: 10-byte preamble + header; data follows, 784 bytes per drawing.
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let data = &bytes[10 + header_len..];
+    let data = doodle_model::data::read_npy(std::path::Path::new(path))
+        .expect("the shared Quick, Draw! data");
     data.chunks(784).take(n).map(<[u8]>::to_vec).collect()
 }
 
