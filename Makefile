@@ -20,7 +20,9 @@ test:
 	scripts/test.sh
 
 model: setup
-	scripts/make-model.sh
+	@checkpoint=$$(scripts/make-model.sh | tail -n 1) && \
+	cargo run --release --locked -q -p doodle-registry --bin doodle-registry -- \
+		register "$$checkpoint" --deploy --tag source=make-model
 
 build: setup
 	cargo build --workspace --all-targets
