@@ -26,3 +26,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast
 fi
+
+step "browser tests of the UI (headless chromium; real ui-server, backend and model server)"
+scripts/test-ui.sh

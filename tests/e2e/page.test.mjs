@@ -14,7 +14,7 @@ import {
 import { CATEGORIES, guessesAnswer, startFakeBackend } from './lib/fake-backend.mjs';
 import { REPO, startUiServer } from './lib/processes.mjs';
 
-const DATA_DIR = process.env.DOODLE_DATA_DIR ?? path.join(REPO, '..', 'shared', 'data', 'quickdraw', 'train');
+const DATA_DIR = process.env.E2E_DATA_DIR ?? path.join(REPO, '..', 'shared', 'data', 'quickdraw', 'train');
 
 let browser;
 let fake;
@@ -92,7 +92,7 @@ describe('drawing → the 28×28 image sent', () => {
   test('strokes look like the training data: ink share and ink level within the dataset\'s 5–95 % range', async (t) => {
     for (const [category, strokes] of [['house', HOUSE], ['rainbow', RAINBOW]]) {
       const file = path.join(DATA_DIR, `${category}.npy`);
-      assert.ok(existsSync(file), `training data missing: ${file} (set DOODLE_DATA_DIR)`);
+      assert.ok(existsSync(file), `training data missing: ${file} (set E2E_DATA_DIR)`);
       const stats = readNpy(file).map(inkStats);
       const page = await open();
       const sent = recordInvocations(page);

@@ -133,7 +133,13 @@ export class DrawingPad {
   }
 }
 
-/** A stroke as quadratic curves through the midpoints of its points: smooth, no corners. */
+/** Cosine of the sharpest turn that is still drawn as a curve; sharper turns stay corners. */
+const CORNER_COS = Math.cos((50 * Math.PI) / 180);
+
+/**
+ * A stroke as a Catmull-Rom spline: smooth, yet through every recorded point, so what you see
+ * is the path the model's image is rendered from. Sharp turns are kept as corners.
+ */
 function drawSmooth(ctx, pts) {
   if (pts.length === 0) return;
   ctx.beginPath();
@@ -142,12 +148,24 @@ function drawSmooth(ctx, pts) {
     ctx.fill();
     return;
   }
+  const tangents = pts.map((p, i) => {
+    const prev = pts[Math.max(0, i - 1)];
+    const next = pts[Math.min(pts.length - 1, i + 1)];
+    const ax = p.x - prev.x; const ay = p.y - prev.y;
+    const bx = next.x - p.x; const by = next.y - p.y;
+    const la = Math.hypot(ax, ay); const lb = Math.hypot(bx, by);
+    if (la > 0 && lb > 0 && (ax * bx + ay * by) / (la * lb) < CORNER_COS) return { x: 0, y: 0 };
+    return { x: (next.x - prev.x) / 6, y: (next.y - prev.y) / 6 };
+  });
   ctx.moveTo(pts[0].x, pts[0].y);
-  for (let i = 1; i < pts.length - 1; i++) {
-    const mid = { x: (pts[i].x + pts[i + 1].x) / 2, y: (pts[i].y + pts[i + 1].y) / 2 };
-    ctx.quadraticCurveTo(pts[i].x, pts[i].y, mid.x, mid.y);
+  for (let i = 0; i < pts.length - 1; i++) {
+    const a = pts[i];
+    const b = pts[i + 1];
+    ctx.bezierCurveTo(
+      a.x + tangents[i].x, a.y + tangents[i].y,
+      b.x - tangents[i + 1].x, b.y - tangents[i + 1].y,
+      b.x, b.y,
+    );
   }
-  const last = pts[pts.length - 1];
-  ctx.lineTo(last.x, last.y);
   ctx.stroke();
 }
