@@ -338,14 +338,16 @@ pub(crate) fn write_checkpoint(
     std::fs::write(&meta, json + "\n").map_err(|e| ModelError::io(&meta, e))
 }
 
-/// Softmax of the logits, averaged with the mirrored input's when `hflip` is set.
+/// Softmax of the logits, averaged with the mirrored input's when `hflip` is set (both in one
+/// forward pass of twice the batch: cheaper than two passes at small batch sizes).
 pub(crate) fn probabilities(net: &Network, xs: &Tensor, hflip: bool) -> Tensor {
-    let p = net.logits(xs, false).softmax(-1, Kind::Float);
     if hflip {
-        let q = net.logits(&xs.flip([3]), false).softmax(-1, Kind::Float);
-        (p + q) / 2.0
+        let n = xs.size()[0];
+        let both = Tensor::cat(&[xs.shallow_clone(), xs.flip([3])], 0);
+        let p = net.logits(&both, false).softmax(-1, Kind::Float);
+        (p.narrow(0, 0, n) + p.narrow(0, n, n)) / 2.0
     } else {
-        p
+        net.logits(xs, false).softmax(-1, Kind::Float)
     }
 }
 

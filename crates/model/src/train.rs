@@ -366,7 +366,9 @@ fn run(
     // remaining epochs would not fit in the remaining time the run is shortened: the cosine is
     // laid out again over the new total (the rate only ever steps down, never up). On a machine
     // fast enough for the budget nothing changes and the run is exactly reproducible.
-    let deadline = c.max_minutes.map(|m| started + std::time::Duration::from_secs_f64(m * 60.0));
+    let deadline = c
+        .max_minutes
+        .map(|m| started + std::time::Duration::from_secs_f64(m * 60.0));
 
     let mut rng = Rng::new(c.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..n).collect();
@@ -496,7 +498,9 @@ fn run(
             log.images_per_second
         );
         if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
             let fit = epoch + (left / log.seconds).floor() as usize;
             if fit < epochs {
                 tracing::info!(

@@ -175,3 +175,22 @@ fn adding_a_category_keeps_the_learned_rows_bit_identical() {
     }
     assert_eq!(new.categories(), &new_cats[..]);
 }
+
+#[test]
+fn mirrored_tta_averages_the_drawing_and_its_mirror() {
+    tch::manual_seed(2);
+    let mut m =
+        Classifier::new_untrained(Architecture::Resnet18, &names(&["a", "b", "c"])).unwrap();
+    let px = drawings(2, 5);
+    let mirrored: Vec<u8> = px
+        .chunks(28)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    let plain = m.predict_proba(&px).unwrap();
+    let mirror = m.predict_proba(&mirrored).unwrap();
+    m.metadata_mut().tta_hflip = true;
+    let tta = m.predict_proba(&px).unwrap();
+    for i in 0..6 {
+        assert!((tta[i] - (plain[i] + mirror[i]) / 2.0).abs() < 1e-5, "{i}");
+    }
+}
