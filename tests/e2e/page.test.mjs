@@ -178,9 +178,25 @@ describe('guessing', () => {
   test('quick strokes are debounced into one request; the Guess button asks again', async () => {
     const page = await open();
     const sent = recordInvocations(page);
-    const dashes = [0.2, 0.4, 0.6].map((y) => [[0.2, y], [0.8, y]]);
-    await drawWithMouse(page, dashes, { steps: 1 });
+    // Three strokes in one go (pointer events dispatched in the page, so no timing depends on
+    // how fast the test machine is): one request, after the last stroke.
+    await page.evaluate(() => {
+      const pad = document.getElementById('pad');
+      const r = pad.getBoundingClientRect();
+      const fire = (type, x, y) => pad.dispatchEvent(new PointerEvent(type, {
+        bubbles: true, cancelable: true, pointerId: 7, pointerType: 'mouse', isPrimary: true, button: 0,
+        clientX: r.left + x * r.width, clientY: r.top + y * r.height,
+      }));
+      for (const y of [0.2, 0.4, 0.6]) {
+        fire('pointerdown', 0.2, y);
+        fire('pointermove', 0.5, y);
+        fire('pointermove', 0.8, y);
+        fire('pointerup', 0.8, y);
+      }
+    });
     await waitForGuesses(page);
+    const box = inkBox(sent[0]);
+    assert.ok(box.width === 26 && box.height >= 14, `all three strokes were sent: ${JSON.stringify(box)}`);
     assert.equal(sent.length, 1, `${sent.length} requests for 3 quick strokes`);
     const n = sent.length;
     await page.getByRole('button', { name: 'Guess' }).click();

@@ -65,7 +65,11 @@ export class DrawingPad {
     if (this.pointerId !== null) return; // a second finger does not start a second stroke
     if (e.pointerType === 'mouse' && e.button !== 0) return;
     e.preventDefault();
-    this.canvas.setPointerCapture?.(e.pointerId);
+    try {
+      this.canvas.setPointerCapture(e.pointerId); // keep the stroke when the pointer leaves the pad
+    } catch {
+      // a pointer the browser does not track (synthetic events): draw without capture
+    }
     this.pointerId = e.pointerId;
     this.current = [this.#point(e)];
     this.hooks.onStrokeStart?.();
