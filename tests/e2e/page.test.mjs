@@ -210,14 +210,18 @@ describe('guessing', () => {
     const start = fake.of('invocations').length;
     fake.handler = (kind, body, n) => {
       if (kind !== 'invocations') return defaultHandler(kind, body, n);
-      if (n === start + 1) return { status: 200, json: guessesAnswer(['cat', 'dog', 'fish']), delayMs: 1500 };
+      if (n === start + 1) {
+        // Answer the first drawing only after the second one has been answered.
+        return waitUntil(() => fake.of('invocations').length >= start + 2, 'the second request', 20000)
+          .then(() => ({ status: 200, json: guessesAnswer(['cat', 'dog', 'fish']), delayMs: 500 }));
+      }
       return { status: 200, json: guessesAnswer(['house', 'book', 'eye']) };
     };
     await drawWithMouse(page, [HOUSE[0]]);
     await waitUntil(() => fake.of('invocations').length === start + 1, 'the first (slow) request');
     await drawWithMouse(page, [HOUSE[1]]);
     await page.waitForFunction(() => document.querySelector('#guesses li .guess-label')?.dataset.label === 'house');
-    await page.waitForTimeout(1800); // the slow answer's time has come and gone
+    await page.waitForTimeout(1000); // the slow answer's time has come and gone
     const labels = await page.locator('#guesses .guess-label').evaluateAll((b) => b.map((x) => x.dataset.label));
     assert.deepEqual(labels, ['house', 'book', 'eye']);
     await page.context().close();
