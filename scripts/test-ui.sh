@@ -96,7 +96,7 @@ if [ ${#real_missing[@]} -eq 0 ]; then
         {
             echo "${train_args[*]}"
             sha256sum "$categories_file" | cut -d' ' -f1
-            cat crates/model/src/checkpoint.rs crates/model/src/net.rs crates/model/src/input.rs 2>/dev/null
+            cat crates/model/src/checkpoint.rs crates/model/src/net.rs crates/model/src/input.rs 2>/dev/null || true
         } | sha256sum | cut -d' ' -f1
     )
     if [ ! -f "$model_dir/.e2e-stamp" ] || [ "$(cat "$model_dir/.e2e-stamp")" != "$stamp_value" ]; then
