@@ -18,7 +18,9 @@ repo=$(pwd)
 
 data_dir=${E2E_DATA_DIR:-$repo/../shared/data/quickdraw/train}
 categories_file=${E2E_CATEGORIES_FILE:-$repo/../shared/data/quickdraw/categories.txt}
-model_dir=$repo/target/e2e-model
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+bin=$target_dir/debug
+model_dir=$target_dir/e2e-model
 # A small model: enough to tell a house from a rainbow, a few minutes on 2 cores.
 train_args=(--arch resnet18 --epochs 2 --limit 1000 --seed 42)
 
@@ -102,7 +104,7 @@ if [ ${#real_missing[@]} -eq 0 ]; then
     if [ ! -f "$model_dir/.e2e-stamp" ] || [ "$(cat "$model_dir/.e2e-stamp")" != "$stamp_value" ]; then
         say "training the test model (${train_args[*]}) into $model_dir; cached for later runs"
         rm -rf "$model_dir" "$model_dir.tmp"
-        nice -n 10 target/debug/doodle-model --quiet train "${train_args[@]}" \
+        nice -n 10 "$bin/doodle-model" --quiet train "${train_args[@]}" \
             --data "$data_dir" --categories "$categories_file" --out "$model_dir.tmp"
         mv "$model_dir.tmp" "$model_dir"
         echo "$stamp_value" >"$model_dir/.e2e-stamp"
@@ -114,11 +116,11 @@ if [ ${#real_missing[@]} -eq 0 ]; then
     export DOODLE_TELEMETRY__LOG_DIR=$work/logs
     export DOODLE_REGISTRY__KIND=local
     export DOODLE_REGISTRY__LOCAL_DIR=$work/registry
-    target/debug/doodle-registry register "$model_dir" --deploy
+    "$bin/doodle-registry" register "$model_dir" --deploy
 
     model_port=$(free_port)
     DOODLE_MODEL_SERVER__HOST=127.0.0.1 DOODLE_MODEL_SERVER__PORT=$model_port \
-        target/debug/model-server >"$work/model-server.out" 2>&1 &
+        "$bin/model-server" >"$work/model-server.out" 2>&1 &
     pids+=($!)
     model_pid=$!
 
@@ -128,13 +130,13 @@ if [ ${#real_missing[@]} -eq 0 ]; then
         MLFLOW_HOSTED_MODEL_URL=http://127.0.0.1:$model_port/invocations/ \
         IMG_DATA_LOCATION=$work/img \
         DOODLE_BACKEND__CORS_ORIGINS="[\"http://127.0.0.1:$ui_port\"]" \
-        target/debug/backend >"$work/backend.out" 2>&1 &
+        "$bin/backend" >"$work/backend.out" 2>&1 &
     pids+=($!)
     backend_pid=$!
 
     DOODLE_UI__HOST=127.0.0.1 DOODLE_UI__PORT=$ui_port \
         DOODLE_UI__BACKEND_URL=http://127.0.0.1:$backend_port \
-        target/debug/ui-server >"$work/ui-server.out" 2>&1 &
+        "$bin/ui-server" >"$work/ui-server.out" 2>&1 &
     pids+=($!)
     ui_pid=$!
 
