@@ -7,7 +7,9 @@
 #      backend, at -t1 -c1 and -t2 -c64, alternating direct/backend, ROUNDS times;
 #   2. POST /invocations/ through the backend at -t2 -c32 (the reference's concurrency);
 #   3. POST /save-image/ at -t1 -c1 and -t2 -c32, then PNG files on disk vs 200 answers and the
-#      saves the backend logged (0 lost is the target), and a decode check of every file.
+#      saves the backend logged (0 lost is the target), and a decode check of every file;
+#   4. the hop alone: a fixed-answer upstream (a few lines of Python asyncio) direct vs through a
+#      second backend, at -t1 -c1, ROUNDS times (the model's latency swings hide it otherwise).
 # The drawing is row 0 of the real Quick, Draw! data ($REPO/../shared/data/quickdraw/train/cat.npy),
 # as the reference's bench.sh sends it.
 #
@@ -163,6 +165,7 @@ for r in $(seq "$ROUNDS"); do
 done
 run backend_c32 "$BACKEND" 2 32 "$WORK/invocations.json"
 ps -o pid,rss,args -p "$(IFS=,; echo "${pids[*]}")" > "$OUT/ps.txt" || true
+curl -fsS "http://127.0.0.1:$MODEL_PORT/metrics" > "$OUT/model_server_metrics.txt"
 
 echo "== /save-image/"
 run save_c1 "$SAVE" 1 1 "$WORK/save_c1.json" "$WORK/save_warm.json"
@@ -211,9 +214,54 @@ print(sum(pixels(os.path.join(folder, n)) == raw for n in names))
 EOF
 )
     echo "save_$c: wrk_200=$ok logged_saves=$logged distinct_logged=$distinct png_files=$files" \
-        "other_files=$others identical_to_sent=$identical lost=$((logged - files))" | tee -a "$OUT/saves.txt"
+        "other_files=$others identical_to_sent=$identical lost=$((ok > files ? ok - files : 0))" \
+        | tee -a "$OUT/saves.txt"
 done
 curl -fsS "http://127.0.0.1:$BACKEND_PORT/metrics" > "$OUT/backend_metrics.txt"
+
+# --- the hop alone: a fixed-answer upstream, direct vs through a second backend -------------------
+# On a busy machine the model's own latency swings by tens of ms, which hides a sub-millisecond
+# hop. Against an upstream that answers instantly, the difference is the backend's cost alone.
+echo "== the backend hop alone (fixed-answer upstream)"
+HOP_PORT=$((MODEL_PORT + 1))
+python3 - "$HOP_PORT" > "$WORK/logs/fixed_upstream.out" 2>&1 <<'PY' &
+import asyncio, sys
+BODY = b'{"predictions": [{"label": "cat", "score": 0.9, "top_k": []}]}'
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            size = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    size = int(line.split(b":")[1])
+            if size:
+                await reader.readexactly(size)
+            writer.write(ANSWER)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=512)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+PY
+pids+=($!)
+HOP_BACKEND_PORT=$((BACKEND_PORT + 1))
+DOODLE_BACKEND__PORT="$HOP_BACKEND_PORT" IMG_DATA_LOCATION="$WORK/img_hop" \
+    DOODLE_TELEMETRY__LOG_DIR="$WORK/logs/hop" \
+    MLFLOW_HOSTED_MODEL_URL="http://127.0.0.1:$HOP_PORT/invocations" \
+    "$BIN/backend" > "$WORK/logs/backend_hop.out" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$HOP_BACKEND_PORT/health" "backend (hop)"
+for r in $(seq "$ROUNDS"); do
+    run "hop_direct_c1_r$r" "http://127.0.0.1:$HOP_PORT/invocations" 1 1 "$WORK/invocations.json"
+    run "hop_backend_c1_r$r" "http://127.0.0.1:$HOP_BACKEND_PORT/invocations/" 1 1 "$WORK/invocations.json"
+done
 
 if [ -n "${REFERENCE:-}" ]; then
     echo "== the reference Python stack in $REFERENCE (ours stopped first)"
