@@ -236,33 +236,18 @@ impl MlflowClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let http_err = |source| MlflowError::Http {
-            method: method.clone(),
-            path: path.to_owned(),
-            source,
-        };
-        let response = request.send().await.map_err(http_err)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(http_err)?;
-        if !status.is_success() {
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Err(MlflowError::Api {
-                method,
-                path: path.to_owned(),
-                status,
-                error_code: body["error_code"].as_str().unwrap_or("UNKNOWN").to_owned(),
-                message: body["message"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
-            });
-        }
+        let bytes = self.answer(method.clone(), path, request).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| MlflowError::Protocol(format!("{method} {path}: {e}")))
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T> {
         self.call(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// POST for endpoints that answer `{}`.
+    async fn post_unit(&self, path: &str, body: Value) -> Result<()> {
+        self.post::<Value>(path, body).await.map(drop)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
@@ -338,13 +323,11 @@ impl MlflowClient {
 
     /// Mark a run FINISHED, FAILED or KILLED.
     pub async fn finish_run(&self, run_id: &str, status: &str) -> Result<()> {
-        let _: Value = self
-            .post(
-                "runs/update",
-                json!({ "run_id": run_id, "status": status, "end_time": now_ms() }),
-            )
-            .await?;
-        Ok(())
+        self.post_unit(
+            "runs/update",
+            json!({ "run_id": run_id, "status": status, "end_time": now_ms() }),
+        )
+        .await
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
@@ -356,24 +339,20 @@ impl MlflowClient {
     }
 
     pub async fn log_param(&self, run_id: &str, key: &str, value: &str) -> Result<()> {
-        let _: Value = self
-            .post(
-                "runs/log-parameter",
-                json!({ "run_id": run_id, "key": key, "value": value }),
-            )
-            .await?;
-        Ok(())
+        self.post_unit(
+            "runs/log-parameter",
+            json!({ "run_id": run_id, "key": key, "value": value }),
+        )
+        .await
     }
 
     pub async fn log_metric(&self, run_id: &str, key: &str, value: f64, step: i64) -> Result<()> {
-        let _: Value = self
-            .post(
-                "runs/log-metric",
-                json!({ "run_id": run_id, "key": key, "value": value,
+        self.post_unit(
+            "runs/log-metric",
+            json!({ "run_id": run_id, "key": key, "value": value,
                         "timestamp": now_ms(), "step": step }),
-            )
-            .await?;
-        Ok(())
+        )
+        .await
     }
 
     /// Params, metrics and tags in one call (MLflow limits: 100 params, 1000 metrics, 100 tags).
@@ -384,23 +363,19 @@ impl MlflowClient {
         metrics: &[Metric],
         tags: &[Tag],
     ) -> Result<()> {
-        let _: Value = self
-            .post(
-                "runs/log-batch",
-                json!({ "run_id": run_id, "params": params, "metrics": metrics, "tags": tags }),
-            )
-            .await?;
-        Ok(())
+        self.post_unit(
+            "runs/log-batch",
+            json!({ "run_id": run_id, "params": params, "metrics": metrics, "tags": tags }),
+        )
+        .await
     }
 
     pub async fn set_run_tag(&self, run_id: &str, key: &str, value: &str) -> Result<()> {
-        let _: Value = self
-            .post(
-                "runs/set-tag",
-                json!({ "run_id": run_id, "key": key, "value": value }),
-            )
-            .await?;
-        Ok(())
+        self.post_unit(
+            "runs/set-tag",
+            json!({ "run_id": run_id, "key": key, "value": value }),
+        )
+        .await
     }
 
     // --- artifacts (through the tracking server's proxy) -----------------------------------
@@ -436,25 +411,38 @@ impl MlflowClient {
         if let Some(body) = body {
             request = request.body(body);
         }
+        self.answer(method, url, request).await
+    }
+
+    /// Send a request; a success's body, or MLflow's `{"error_code", "message"}` as an error.
+    async fn answer(
+        &self,
+        method: Method,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>> {
         let http_err = |source| MlflowError::Http {
             method: method.clone(),
-            path: url.to_owned(),
+            path: path.to_owned(),
             source,
         };
         let response = request.send().await.map_err(http_err)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(http_err)?;
-        if !status.is_success() {
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Err(MlflowError::Api {
-                method,
-                path: url.to_owned(),
-                status,
-                error_code: body["error_code"].as_str().unwrap_or("UNKNOWN").to_owned(),
-                message: String::from_utf8_lossy(&bytes).into_owned(),
-            });
+        if status.is_success() {
+            return Ok(bytes.to_vec());
         }
-        Ok(bytes.to_vec())
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(MlflowError::Api {
+            method,
+            path: path.to_owned(),
+            status,
+            error_code: body["error_code"].as_str().unwrap_or("UNKNOWN").to_owned(),
+            message: body["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+        })
     }
 
     pub async fn upload_artifact(
@@ -571,24 +559,20 @@ impl MlflowClient {
         key: &str,
         value: &str,
     ) -> Result<()> {
-        let _: Value = self
-            .post(
-                "model-versions/set-tag",
-                json!({ "name": name, "version": version, "key": key, "value": value }),
-            )
-            .await?;
-        Ok(())
+        self.post_unit(
+            "model-versions/set-tag",
+            json!({ "name": name, "version": version, "key": key, "value": value }),
+        )
+        .await
     }
 
     /// Point `alias` at `version` (moving it if it exists).
     pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<()> {
-        let _: Value = self
-            .post(
-                "registered-models/alias",
-                json!({ "name": name, "alias": alias, "version": version }),
-            )
-            .await?;
-        Ok(())
+        self.post_unit(
+            "registered-models/alias",
+            json!({ "name": name, "alias": alias, "version": version }),
+        )
+        .await
     }
 
     /// The version `alias` names, or `None` when the alias (or the model) does not exist.

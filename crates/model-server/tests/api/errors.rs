@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use doodle_model_server::test_support;
+use doodle_model_server::test_support::{self, TestModelServer};
 use serde_json::{Value, json};
 
 use crate::helpers::{b64, client, drawings, get, metrics, post_json, wait_health};
@@ -118,12 +118,21 @@ fn heavy_body(n: usize) -> Value {
     json!({"inputs": ds.iter().map(|d| b64(d)).collect::<Vec<_>>()})
 }
 
-#[tokio::test]
-async fn a_full_queue_answers_429_and_loses_nothing_else() {
-    let server = test_support::spawn_with(|s| s.model_server.queue_capacity = 1, true).await;
-    // Keep the single inference thread busy, then arrive all at once.
-    let url = server.url.clone();
-    let heavy = heavy_body(256);
+/// Poll `/metrics` until `done` holds for its text.
+async fn wait_for_metrics(server: &TestModelServer, what: &str, done: impl Fn(&str) -> bool) {
+    for _ in 0..400 {
+        if done(&metrics(server).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Send 256 drawings and return once the inference thread has taken them off the queue:
+/// it is then busy with one long forward pass.
+async fn occupy_worker(server: &TestModelServer) -> tokio::task::JoinHandle<reqwest::StatusCode> {
+    let (url, heavy) = (server.url.clone(), heavy_body(256));
     let busy = tokio::spawn(async move {
         client()
             .post(url)
@@ -133,14 +142,18 @@ async fn a_full_queue_answers_429_and_loses_nothing_else() {
             .unwrap()
             .status()
     });
-    // Wait until the worker has taken the heavy job off the queue.
-    for _ in 0..200 {
-        let text = metrics(&server).await;
-        if metric_value(&text, "doodle_inference_queue_duration_seconds_count") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_metrics(server, "the heavy job to leave the queue", |text| {
+        metric_value(text, "doodle_inference_queue_duration_seconds_count") >= 1.0
+    })
+    .await;
+    busy
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_and_loses_nothing_else() {
+    let server = test_support::spawn_with(|s| s.model_server.queue_capacity = 1, true).await;
+    // Keep the single inference thread busy, then arrive all at once.
+    let busy = occupy_worker(&server).await;
     let light = json!({"inputs": b64(&drawings(1)[0])});
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -185,36 +198,20 @@ async fn a_request_past_its_deadline_gets_504() {
     let (status, code, message) = error(post_json(&server, &heavy_body(256)).await).await;
     assert_eq!((status, code.as_str()), (504, "DEADLINE_EXCEEDED"));
     assert!(message.contains("5 ms"), "{message}");
-    // The forward pass goes on without its client; let it end before the process does
-    // (libtorch must not be torn down under a running forward pass).
-    for _ in 0..400 {
-        let text = metrics(&server).await;
-        if metric_value(&text, "doodle_inference_compute_duration_seconds_count") >= 1.0
+    // The forward pass goes on without its client; let it end (or be dropped as expired)
+    // before the process does: libtorch must not be torn down under a running forward pass.
+    wait_for_metrics(&server, "the abandoned job to finish", |text| {
+        metric_value(text, "doodle_inference_compute_duration_seconds_count") >= 1.0
             || text.contains("doodle_inference_rejected_total{reason=\"expired\"}")
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the forward pass never finished");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_client_that_goes_away_is_dropped_before_compute() {
     let server = test_support::spawn_with(|s| s.model_server.max_batch_size = 256, true).await;
     // Occupy the worker, then send requests whose clients give up while they wait.
-    let url = server.url.clone();
-    let heavy = heavy_body(256);
-    let busy = tokio::spawn(async move {
-        client()
-            .post(url)
-            .json(&heavy)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    let busy = occupy_worker(&server).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(5))
         .build()
