@@ -27,5 +27,17 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
+step "tch binaries run with an empty environment (rpath to .libtorch)"
+target_dir=${CARGO_TARGET_DIR:-target}
+for bin in model-server doodle-model; do
+    [ -x "$target_dir/debug/$bin" ] || cargo build --locked --bin "$bin"
+    if env -i ldd "$target_dir/debug/$bin" | grep 'not found'; then
+        echo "error: $bin does not find its libraries with an empty environment" >&2
+        exit 1
+    fi
+done
+env -i "$target_dir/debug/doodle-model" --help >/dev/null
+echo "ok: model-server and doodle-model resolve libtorch and run with no environment variables"
+
 step "browser tests of the UI (headless chromium; real ui-server, backend and model server)"
 scripts/test-ui.sh
