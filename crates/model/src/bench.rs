@@ -28,12 +28,22 @@ pub struct TrainResult {
     pub images_per_second: f64,
 }
 
+/// The input side of one training step alone: gathering a shuffled batch from memory, the
+/// byte → float conversion and the random affine augmentation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataResult {
+    pub batch: usize,
+    pub median_ms: f64,
+    pub images_per_second: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub architecture: String,
     pub threads: i32,
     pub forward: Vec<ForwardResult>,
     pub train: Vec<TrainResult>,
+    pub data: Vec<DataResult>,
     pub peak_rss_mib: Option<f64>,
 }
 
@@ -139,11 +149,40 @@ pub fn run(
             });
         }
     }
+    // The data path on its own, from a 30 000-drawing in-memory set like the real one.
+    let pool = random_pixels(&mut rng, 30_000);
+    let mut data = Vec::new();
+    for &b in train_batches {
+        let mut times = Vec::new();
+        let mut batch = Vec::with_capacity(b * 784);
+        for _ in 0..iters.max(1) {
+            let t = Instant::now();
+            batch.clear();
+            for _ in 0..b {
+                let i = rng.below(30_000);
+                batch.extend_from_slice(&pool[i * 784..(i + 1) * 784]);
+            }
+            let xs = augment(&input::to_tensor(&batch), &Augment::default(), &mut rng);
+            let _ = xs.sum(Kind::Float).double_value(&[]);
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let ms = median(times);
+        tracing::info!(
+            "data path batch {b}: {ms:.2} ms ({:.0} img/s)",
+            b as f64 * 1000.0 / ms
+        );
+        data.push(DataResult {
+            batch: b,
+            median_ms: ms,
+            images_per_second: b as f64 * 1000.0 / ms,
+        });
+    }
     Ok(BenchReport {
         architecture: crate::net::architecture_name(arch).into(),
         threads: tch::get_num_threads(),
         forward,
         train,
+        data,
         peak_rss_mib: crate::train::peak_rss_mib(),
     })
 }
