@@ -304,4 +304,44 @@ async fn client_and_registry_round_trip_against_a_real_mlflow_server() {
             .unwrap()
             .is_none()
     );
+
+    // The CLI speaks to the same server when configured for MLflow.
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_doodle-registry"))
+            .args(args)
+            .env_remove("DOODLE_CONFIG")
+            .env("DOODLE_REGISTRY__KIND", "mlflow")
+            .env("DOODLE_REGISTRY__MLFLOW_TRACKING_URI", &server.url)
+            .env("DOODLE_REGISTRY__LOCAL_DIR", tmp.path().join("local"))
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    assert_eq!(cli(&["deployed"]), (Some(0), "2".to_owned()));
+    assert_eq!(cli(&["deploy", "1"]).0, Some(0));
+    assert_eq!(cli(&["deployed"]), (Some(0), "1".to_owned()));
+    let (code, out) = cli(&[
+        "register",
+        &tmp.path().join("ck-a").display().to_string(),
+        "--deploy",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "registered version 3 and deployed it as \"champion\""
+        )
+    );
+    assert!(
+        cli(&["list"])
+            .1
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("<- champion")
+    );
 }

@@ -7,6 +7,7 @@
 //! doodle-registry deploy <version>             point the deployed alias at a version
 //! doodle-registry deployed                     print the deployed version (exit 1 if none)
 //! ```
+//! With `registry.kind = "mlflow"` the same commands act on the MLflow tracking server.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +15,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use doodle_core::Settings;
-use doodle_registry::LocalRegistry;
+use doodle_core::config::RegistryKind;
+use doodle_registry::{LocalRegistry, MlflowClient, MlflowRegistry, RunRecord};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "The local model registry (config.toml [registry])")]
@@ -62,6 +64,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load()?;
+    if settings.registry.kind == RegistryKind::Mlflow {
+        return run_mlflow(cli, &settings);
+    }
     let alias = &settings.registry.alias;
     let registry = LocalRegistry::new(&settings.registry.local_dir, &settings.registry.model_name)?;
     match cli.command {
@@ -103,4 +108,78 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The same commands against an MLflow tracking server (`registry.kind = "mlflow"`).
+fn run_mlflow(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let r = &settings.registry;
+    let registry = MlflowRegistry {
+        client: MlflowClient::new(&r.mlflow_tracking_uri)?,
+        model_name: r.model_name.clone(),
+        experiment: "doodle".into(),
+        cache_dir: r.local_dir.join(".mlflow-cache"),
+    };
+    let alias = r.alias.as_str();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::List => {
+                // Search results do not carry aliases: ask for the alias itself.
+                let deployed = registry
+                    .client
+                    .version_by_alias(&r.model_name, alias)
+                    .await?
+                    .map(|v| v.version);
+                for v in registry.client.search_model_versions(&r.model_name).await? {
+                    let mark = if deployed.as_deref() == Some(v.version.as_str()) {
+                        format!("  <- {alias}")
+                    } else {
+                        String::new()
+                    };
+                    println!("{}\t{}\t{}{mark}", v.version, v.run_id, v.source);
+                }
+            }
+            Command::Register {
+                checkpoint,
+                deploy,
+                tags,
+            } => {
+                let record = RunRecord {
+                    run_name: format!("register {}", checkpoint.display()),
+                    tags: tags.into_iter().collect(),
+                    ..RunRecord::default()
+                };
+                let v = registry
+                    .register(&checkpoint, &record, deploy.then_some(alias))
+                    .await?;
+                println!(
+                    "registered version {}{}",
+                    v.version,
+                    if deploy {
+                        format!(" and deployed it as {alias:?}")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Command::Deploy { version } => {
+                registry
+                    .client
+                    .set_alias(&r.model_name, alias, &version.to_string())
+                    .await?;
+                println!("deployed version {version} as {alias:?}");
+            }
+            Command::Deployed => match registry
+                .client
+                .version_by_alias(&r.model_name, alias)
+                .await?
+            {
+                Some(v) => println!("{}", v.version),
+                None => return Ok(ExitCode::from(1)),
+            },
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
