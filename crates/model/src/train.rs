@@ -170,6 +170,8 @@ pub struct FineTuneOptions {
     pub unfreeze_all: bool,
     pub out_dir: PathBuf,
     pub progress: bool,
+    /// Time budget, as in [`TrainOptions::max_minutes`].
+    pub max_minutes: Option<f64>,
 }
 
 /// One line of `train_log.csv`.
@@ -255,7 +257,7 @@ pub fn fine_tune(opts: &FineTuneOptions) -> Result<TrainReport, ModelError> {
             recipe: opts.recipe.clone(),
             out_dir: opts.out_dir.clone(),
             progress: opts.progress,
-            max_minutes: None,
+            max_minutes: opts.max_minutes,
         },
     )
 }

@@ -156,6 +156,7 @@ fn fine_tuning_adds_a_category_and_trains_only_the_final_layer() {
         unfreeze_all: false,
         out_dir: out.path().to_path_buf(),
         progress: false,
+        max_minutes: None,
     })
     .unwrap();
     assert_eq!(report.epochs.len(), 1);

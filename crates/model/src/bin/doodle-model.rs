@@ -170,6 +170,9 @@ struct FineTuneArgs {
     unfreeze_all: bool,
     #[arg(long)]
     out: PathBuf,
+    /// Lower the number of epochs so the run ends within about this many minutes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 unfreeze_all: a.unfreeze_all,
                 out_dir: a.out,
                 progress,
+                max_minutes: a.max_minutes,
             };
             let report = doodle_model::fine_tune(&opts)?;
             print_report(&report);
