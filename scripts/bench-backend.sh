@@ -251,6 +251,7 @@ async def main():
 asyncio.run(main())
 PY
 pids+=($!)
+wait_for "http://127.0.0.1:$HOP_PORT/" "fixed-answer upstream"
 HOP_BACKEND_PORT=$((BACKEND_PORT + 1))
 DOODLE_BACKEND__PORT="$HOP_BACKEND_PORT" IMG_DATA_LOCATION="$WORK/img_hop" \
     DOODLE_TELEMETRY__LOG_DIR="$WORK/logs/hop" \
