@@ -88,11 +88,28 @@ where
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
+                    .fmt_fields(PlainFields::default())
                     .with_writer(file),
             )
             .try_init()
     };
     result.map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// The file layer's field formatter. `tracing-subscriber` caches a span's formatted fields per
+/// formatter *type*; with the same type on both layers the file would get the console's
+/// ANSI-coloured span fields. A type of its own keeps the file plain.
+#[derive(Debug, Default)]
+struct PlainFields(tracing_subscriber::fmt::format::DefaultFields);
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
 }
 
 /// For tests: logs to the test harness's captured output, once per process.

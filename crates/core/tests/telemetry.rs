@@ -13,7 +13,8 @@ fn init_writes_timestamped_levelled_lines_to_the_named_file() {
     // RUST_LOG would override the level under test.
     assert!(std::env::var("RUST_LOG").unwrap_or_default().is_empty());
     let guard = doodle_core::telemetry::init("app.log", &settings).unwrap();
-    tracing::info!(request_id = "abc", "saved an image");
+    let span = tracing::info_span!("request", request_id = "abc", route = "/save-image/");
+    span.in_scope(|| tracing::info!("saved an image"));
     tracing::debug!("filtered out");
     let err = std::io::Error::other("disk full");
     tracing::error!(error = %doodle_core::ErrorChain(&err), "saving failed");
@@ -25,7 +26,7 @@ fn init_writes_timestamped_levelled_lines_to_the_named_file() {
     assert!(
         lines[0].contains(" INFO ")
             && lines[0].contains("saved an image")
-            && lines[0].contains("request_id=\"abc\""),
+            && lines[0].contains("request{request_id=\"abc\" route=\"/save-image/\"}"),
         "{text}"
     );
     assert!(
