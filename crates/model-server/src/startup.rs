@@ -131,7 +131,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(log_errors))
         .layer(middleware::from_fn_with_state(http, track_http))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            TraceLayer::new_for_http()
+                // log_errors logs failures once, with their cause; not again here.
+                .on_failure(())
+                .make_span_with(|req: &Request| {
                 let request_id = req
                     .headers()
                     .get("x-request-id")

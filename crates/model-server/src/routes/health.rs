@@ -16,8 +16,19 @@ pub async fn ping(State(state): State<AppState>) -> Response {
             "\n",
         )
             .into_response(),
-        None => ServeError::NoModel.into_response(),
+        None => not_ready(),
     }
+}
+
+/// 503 in MLflow's shape, without marking it for the error log: having no model yet is a
+/// state that probes ask about every few seconds, not a failure.
+fn not_ready() -> Response {
+    let err = ServeError::NoModel;
+    (
+        err.status(),
+        Json(json!({ "error_code": err.error_code(), "message": err.to_string() })),
+    )
+        .into_response()
 }
 
 pub async fn health(state: State<AppState>) -> Response {
