@@ -161,6 +161,9 @@ pub struct ModelServerSettings {
     /// Most images in one request.
     pub max_images_per_request: usize,
     pub body_limit_bytes: usize,
+    /// Serve from a copy of the network with BatchNorm folded into the convolutions (same
+    /// answers, fewer operators; checked against the checkpoint when a version loads).
+    pub fold_batchnorm: bool,
 }
 
 impl ModelServerSettings {
@@ -182,6 +185,7 @@ impl Default for ModelServerSettings {
             poll_interval_secs: 10,
             max_images_per_request: 256,
             body_limit_bytes: 16 * 1024 * 1024,
+            fold_batchnorm: true,
         }
     }
 }

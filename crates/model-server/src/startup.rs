@@ -59,7 +59,8 @@ impl Application {
             metrics.clone(),
         );
         let source = ModelSource::from_settings(&settings)?;
-        let mut follower = Follower::new(source, batcher.clone(), metrics.clone());
+        let mut follower =
+            Follower::new(source, batcher.clone(), metrics.clone(), ms.fold_batchnorm);
         follower.check().await;
         let follower = (ms.poll_interval_secs > 0)
             .then(|| tokio::spawn(follower.run(Duration::from_secs(ms.poll_interval_secs))));

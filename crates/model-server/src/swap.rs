@@ -69,17 +69,42 @@ impl ModelSource {
     }
 }
 
-/// Load a checkpoint and prove it works with one forward pass.
-pub fn load(name: &str, deployed: &Deployed) -> anyhow::Result<LoadedModel> {
-    let classifier = Classifier::load(&deployed.dir)?;
-    let probabilities = classifier.predict_proba(&[0u8; doodle_core::image::PIXELS])?;
+/// Load a checkpoint and prove it works with one forward pass. With `fold_batchnorm`, the
+/// network is served from its BatchNorm-folded copy, after checking on the warm-up drawings that
+/// the copy answers what the network does.
+pub fn load(name: &str, deployed: &Deployed, fold_batchnorm: bool) -> anyhow::Result<LoadedModel> {
+    let mut classifier = Classifier::load(&deployed.dir)?;
+    // A blank drawing and a busy one.
+    let warm_up: Vec<u8> = (0..2 * doodle_core::image::PIXELS)
+        .map(|i| {
+            if i < doodle_core::image::PIXELS {
+                0
+            } else {
+                (i * 37 % 256) as u8
+            }
+        })
+        .collect();
+    let probabilities = classifier.predict_proba(&warm_up)?;
     anyhow::ensure!(
-        probabilities.len() == classifier.categories().len()
+        probabilities.len() == 2 * classifier.categories().len()
             && probabilities.iter().all(|p| p.is_finite()),
         "warm-up forward pass gave {} values for {} categories",
         probabilities.len(),
         classifier.categories().len()
     );
+    if fold_batchnorm {
+        classifier.fuse()?;
+        let folded = classifier.predict_proba(&warm_up)?;
+        let worst = probabilities
+            .iter()
+            .zip(&folded)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        anyhow::ensure!(
+            worst < 1e-3,
+            "the BatchNorm-folded network differs from the checkpoint's by {worst} in a probability"
+        );
+    }
     let meta = classifier.metadata();
     let info = ModelInfo {
         name: name.to_owned(),
@@ -105,15 +130,23 @@ pub struct Follower {
     metrics: ServerMetrics,
     /// The last version that failed, so it is not retried (and logged) every poll.
     failed: Option<String>,
+    /// Serve each version from its BatchNorm-folded copy (`model_server.fold_batchnorm`).
+    fold_batchnorm: bool,
 }
 
 impl Follower {
-    pub fn new(source: ModelSource, batcher: Batcher, metrics: ServerMetrics) -> Self {
+    pub fn new(
+        source: ModelSource,
+        batcher: Batcher,
+        metrics: ServerMetrics,
+        fold_batchnorm: bool,
+    ) -> Self {
         Self {
             source,
             batcher,
             metrics,
             failed: None,
+            fold_batchnorm,
         }
     }
 
@@ -145,9 +178,10 @@ impl Follower {
         let name = self.source.name().to_owned();
         let batcher = self.batcher.clone();
         let version = deployed.version.clone();
+        let fold = self.fold_batchnorm;
         tracing::info!(%version, dir = %deployed.dir.display(), "loading model version");
         let loaded = tokio::task::spawn_blocking(move || {
-            let model = load(&name, &deployed)?;
+            let model = load(&name, &deployed, fold)?;
             batcher
                 .swap(model)
                 .map_err(|e| anyhow::anyhow!("handing the model to the worker: {e}"))

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Reduction, Tensor};
 
+use crate::fused::FusedNetwork;
 use crate::rng::Rng;
 use crate::train::{Augment, augment};
 use crate::{Classifier, ModelError, input};
@@ -15,6 +16,8 @@ use crate::{Classifier, ModelError, input};
 #[derive(Debug, Clone, Serialize)]
 pub struct ForwardResult {
     pub batch: usize,
+    /// The serving copy with BatchNorm folded into the convolutions ([`crate::fused`]).
+    pub folded: bool,
     /// Median milliseconds per forward pass.
     pub median_ms: f64,
     pub images_per_second: f64,
@@ -77,31 +80,41 @@ pub fn run(
     let cats: Vec<String> = (0..15).map(|i| format!("c{i}")).collect();
     tch::manual_seed(0);
     let model = Classifier::new_untrained(arch, &cats)?;
+    // The network as trained and its BatchNorm-folded serving copy, timed in alternation so
+    // that a change in the machine's speed touches both alike.
+    let folded = FusedNetwork::fold(&model.var_store().variables())?;
     let mut forward = Vec::new();
     for &b in forward_batches {
         let px = random_pixels(&mut rng, b);
-        let _ = model.predict_proba(&px)?; // warm-up
-        let mut times = Vec::new();
-        for _ in 0..iters.max(1) {
-            let t = Instant::now();
-            let _ = tch::no_grad(|| {
-                model
-                    .network()
-                    .logits(&input::to_tensor(&px), false)
-                    .softmax(-1, Kind::Float)
-            });
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        let ms = median(times);
-        tracing::info!(
-            "forward batch {b}: {ms:.2} ms ({:.0} img/s)",
-            b as f64 * 1000.0 / ms
-        );
-        forward.push(ForwardResult {
-            batch: b,
-            median_ms: ms,
-            images_per_second: b as f64 * 1000.0 / ms,
+        let xs = input::to_tensor(&px);
+        let plain = |xs: &Tensor| model.network().logits(xs, false).softmax(-1, Kind::Float);
+        let fused = |xs: &Tensor| folded.logits(xs).softmax(-1, Kind::Float);
+        let (mut t_plain, mut t_fused) = (Vec::new(), Vec::new());
+        tch::no_grad(|| {
+            let _ = (plain(&xs), fused(&xs)); // warm-up
+            for _ in 0..iters.max(1) {
+                let t = Instant::now();
+                let _ = plain(&input::to_tensor(&px));
+                t_plain.push(t.elapsed().as_secs_f64() * 1000.0);
+                let t = Instant::now();
+                let _ = fused(&input::to_tensor(&px));
+                t_fused.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
         });
+        for (is_folded, times) in [(false, t_plain), (true, t_fused)] {
+            let ms = median(times);
+            tracing::info!(
+                "forward batch {b}{}: {ms:.2} ms ({:.0} img/s)",
+                if is_folded { " (BatchNorm folded)" } else { "" },
+                b as f64 * 1000.0 / ms
+            );
+            forward.push(ForwardResult {
+                batch: b,
+                folded: is_folded,
+                median_ms: ms,
+                images_per_second: b as f64 * 1000.0 / ms,
+            });
+        }
     }
     let mut train = Vec::new();
     for head_only in [false, true] {

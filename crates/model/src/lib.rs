@@ -3,6 +3,7 @@
 //! - [`input`]: the one input convention (784 bytes → float tensor), used everywhere.
 //! - [`net`]: the network (tch's ResNet18/50, stock stem, input repeated to 3 channels).
 //! - [`checkpoint`]: [`Classifier`] and [`Metadata`]: `model.safetensors` + `metadata.json`.
+//! - [`fused`]: an inference-only copy with BatchNorm folded into the convolutions (serving).
 //! - [`data`]: Quick, Draw! `.npy`, `.npz` bundles and PNG folders → [`Dataset`].
 //! - [`train`]: training, fine-tuning and evaluation as library functions; the
 //!   `doodle-model` binary is a thin CLI over them.
@@ -16,6 +17,7 @@ pub mod data;
 pub mod download;
 mod error;
 pub mod evaluate;
+pub mod fused;
 pub mod input;
 pub mod net;
 pub mod plot;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::checkpoint::{Classifier, now_rfc3339, write_checkpoint};
+use crate::checkpoint::{Classifier, now_rfc3339, write_atomic, write_checkpoint};
 use crate::evaluate::{Evaluation, evaluate_network};
 use crate::rng::Rng;
 use crate::{Dataset, IMAGE_PIXELS, ModelError, input};
@@ -205,6 +205,9 @@ pub struct TrainReport {
     pub peak_rss_mib: Option<f64>,
 }
 
+/// Steps timed at the start of a run with a time budget before it is planned again.
+const PROBE_STEPS: usize = 8;
+
 /// Train a model from scratch; the best checkpoint ends up in `opts.out_dir`.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport, ModelError> {
     opts.recipe.validate()?;
@@ -313,7 +316,11 @@ fn run(
     }
     model.metadata.data_fingerprint = data.fingerprint();
     model.metadata.tta_hflip = r.tta_hflip;
-    std::fs::create_dir_all(&c.out_dir).map_err(|e| ModelError::io(&c.out_dir, e))?;
+    // The run's own folder appears with its first epoch's log and checkpoint, so a run stopped
+    // before that leaves nothing behind; its parent is made now, so a bad path fails at once.
+    if let Some(parent) = c.out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
+    }
 
     // Which variables learn, and which get weight decay.
     let vars = sorted_vars(&model.vs);
@@ -355,8 +362,8 @@ fn run(
     let steps_per_epoch = (n / bs).max(1);
     let mut epochs = r.epochs;
     let mut total_steps = (steps_per_epoch * epochs).max(1);
-    let warm = (r.warmup_epochs * steps_per_epoch as f64).round() as usize;
-    let lr_at = |step: usize, total_steps: usize| -> f64 {
+    let mut warm = (r.warmup_epochs * steps_per_epoch as f64).round() as usize;
+    let lr_at = |step: usize, total_steps: usize, warm: usize| -> f64 {
         if step < warm {
             r.lr * (step + 1) as f64 / warm as f64
         } else {
@@ -364,10 +371,13 @@ fn run(
             0.5 * r.lr * (1.0 + (PI * t).cos())
         }
     };
-    // With a time budget, every epoch's duration (validation included) is measured, and when the
-    // remaining epochs would not fit in the remaining time the run is shortened: the cosine is
-    // laid out again over the new total (the rate only ever steps down, never up). On a machine
-    // fast enough for the budget nothing changes and the run is exactly reproducible.
+    // With a time budget, the first few steps are timed and, when the planned epochs clearly
+    // cannot fit, the run is planned again for the epochs that do (warm-up shortened in
+    // proportion), before the schedule has gone far. After that every epoch's duration
+    // (validation included) is measured, and when the remaining epochs would not fit in the
+    // remaining time the run is shortened again: the cosine is laid out over the new total (the
+    // rate only ever steps down, never up). On a machine fast enough for the budget nothing
+    // changes and the run is exactly reproducible.
     let deadline = c
         .max_minutes
         .map(|m| started + std::time::Duration::from_secs_f64(m * 60.0));
@@ -407,7 +417,25 @@ fn run(
             }
             let xs = augment(&input::to_tensor(&batch_pixels), &r.augment, &mut rng);
             let ys = Tensor::from_slice(&batch_labels);
-            lr = lr_at(step, total_steps);
+            if let Some(deadline) = deadline.filter(|_| step == PROBE_STEPS && epoch == 1) {
+                // Validation costs about a tenth of an epoch's training here.
+                let per_epoch = epoch_start.elapsed().as_secs_f64() / PROBE_STEPS as f64
+                    * steps_per_epoch as f64
+                    * 1.1;
+                let budget = deadline.saturating_duration_since(started).as_secs_f64();
+                let fit = ((budget / per_epoch).floor() as usize).max(1);
+                if fit < epochs {
+                    tracing::info!(
+                        "time budget: {:.1} min at about {:.0} s per epoch, so {fit} epochs instead of {epochs}",
+                        budget / 60.0,
+                        per_epoch
+                    );
+                    warm = warm * fit / epochs;
+                    epochs = fit;
+                    total_steps = steps_per_epoch * epochs;
+                }
+            }
+            lr = lr_at(step, total_steps, warm);
             opt.set_lr(lr);
             let logits = match mode {
                 Mode::Full => model.net.logits(&xs, true),
@@ -554,11 +582,12 @@ fn run(
         peak_rss_mib: peak_rss_mib(),
     };
     let path = c.out_dir.join("train_report.json");
-    std::fs::write(
+    write_atomic(
         &path,
-        serde_json::to_string_pretty(&report).expect("serialises"),
-    )
-    .map_err(|e| ModelError::io(&path, e))?;
+        serde_json::to_string_pretty(&report)
+            .expect("serialises")
+            .as_bytes(),
+    )?;
     Ok(report)
 }
 
@@ -654,7 +683,10 @@ fn write_log(path: &Path, logs: &[EpochLog]) -> Result<(), ModelError> {
             l.images_per_second
         ));
     }
-    std::fs::write(path, s).map_err(|e| ModelError::io(path, e))
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    }
+    write_atomic(path, s.as_bytes())
 }
 
 /// Read a `train_log.csv` written by [`train`] (for the learning-curve plot).

@@ -5,6 +5,7 @@ mod common;
 use common::{drawings, names};
 use doodle_core::config::Architecture;
 use doodle_model::checkpoint::{METADATA_FILE, WEIGHTS_FILE};
+use doodle_model::fused::FusedNetwork;
 use doodle_model::{Classifier, ModelError, save_untrained};
 use tch::Tensor;
 
@@ -192,5 +193,78 @@ fn mirrored_tta_averages_the_drawing_and_its_mirror() {
     let tta = m.predict_proba(&px).unwrap();
     for i in 0..6 {
         assert!((tta[i] - (plain[i] + mirror[i]) / 2.0).abs() < 1e-5, "{i}");
+    }
+}
+
+/// Give every BatchNorm non-trivial statistics and affine parameters, as training does, so
+/// that folding them into the convolutions is really exercised.
+fn perturb_batchnorm(model: &Classifier) {
+    tch::no_grad(|| {
+        for (name, var) in model.var_store().variables() {
+            let mut var = var;
+            let r = Tensor::rand_like(&var);
+            if name.ends_with("running_var") {
+                var.copy_(&(r * 1.5 + 0.25));
+            } else if name.ends_with("running_mean")
+                || name.contains(".bn")
+                || name.starts_with("bn1.")
+                || name.contains("downsample.1.")
+            {
+                var.copy_(&(r - 0.5 + if name.ends_with(".weight") { 1.0 } else { 0.0 }));
+            }
+        }
+    });
+}
+
+#[test]
+fn the_folded_network_answers_what_the_network_does() {
+    tch::set_num_threads(1);
+    for arch in [Architecture::Resnet18, Architecture::Resnet50] {
+        tch::manual_seed(5);
+        let cats = names(&["a", "b", "c", "d"]);
+        let mut model = Classifier::new_untrained(arch, &cats).unwrap();
+        perturb_batchnorm(&model);
+        let xs = doodle_model::input::to_tensor(&drawings(5, 9));
+
+        // Logits: the same up to float rounding, relative to their size (an untrained ResNet50
+        // with random statistics has large activations), and not the same for every drawing.
+        let folded = FusedNetwork::fold(&model.var_store().variables()).unwrap();
+        let (plain, fused) =
+            tch::no_grad(|| (model.network().logits(&xs, false), folded.logits(&xs)));
+        assert_eq!(plain.size(), vec![5, 4]);
+        assert_eq!(fused.size(), vec![5, 4]);
+        let scale = plain.abs().max().double_value(&[]);
+        let worst = (&plain - &fused).abs().max().double_value(&[]);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{arch:?}: differs by {worst} at scale {scale}"
+        );
+        let spread = (plain.get(0) - plain.get(1)).abs().max().double_value(&[]);
+        assert!(spread > 1e-3 * scale, "{arch:?}: degenerate outputs");
+
+        // Classifier::fuse switches predictions to the folded copy (mirrored TTA included).
+        for tta in [false, true] {
+            model.metadata_mut().tta_hflip = tta;
+            let px = drawings(5, 9);
+            assert!(!model.is_fused());
+            let before = model.predict_proba(&px).unwrap();
+            model.fuse().unwrap();
+            assert!(model.is_fused());
+            let after = model.predict_proba(&px).unwrap();
+            assert_eq!(before.len(), after.len());
+            let worst = before
+                .iter()
+                .zip(&after)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-4,
+                "{arch:?} tta={tta}: probabilities differ by {worst}"
+            );
+            // A fresh load serves from the network again.
+            let dir = tempfile::tempdir().unwrap();
+            model.save(dir.path()).unwrap();
+            model = Classifier::load(dir.path()).unwrap();
+        }
     }
 }

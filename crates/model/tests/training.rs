@@ -79,6 +79,13 @@ fn a_small_training_run_ends_well_above_chance() {
     ] {
         assert!(out.path().join(f).is_file(), "{f}");
     }
+    // Every file was written through a temporary one that was renamed: none is left over.
+    let leftovers: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     let log = doodle_model::train::read_log(&out.path().join("train_log.csv")).unwrap();
     assert_eq!(log.len(), report.epochs.len());
     for (read, kept) in log.iter().zip(&report.epochs) {
@@ -206,4 +213,125 @@ fn bad_options_are_errors() {
             .to_string()
             .contains("unicorn")
     );
+}
+
+#[test]
+fn a_run_stopped_during_its_first_epoch_leaves_no_folder() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("models").join("run");
+    // All 30 000 drawings through a ResNet50: the first epoch takes minutes, so the run is
+    // certainly inside it when it is stopped.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doodle-model"))
+        .args([
+            "--quiet", "train", "--arch", "resnet50", "--epochs", "2", "--data",
+        ])
+        .arg(train_dir())
+        .arg("--categories")
+        .arg(common::quickdraw().join("categories.txt"))
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let started = line.contains("training resnet50 on 15 categories");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("training resnet50")),
+        "training never started: {seen:#?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        out.parent().unwrap().is_dir(),
+        "the parent is made up front"
+    );
+    assert!(!out.exists(), "a stopped run left {}", out.display());
+}
+
+#[test]
+fn evaluate_cli_scores_the_held_out_split_with_or_without_mirroring() {
+    let out = tempfile::tempdir().unwrap();
+    let report = doodle_model::train(&options(out.path().to_path_buf(), 40, 1)).unwrap();
+    let cats = out.path().join("categories.txt");
+    std::fs::write(&cats, "apple\nbicycle\nrainbow\n").unwrap();
+
+    // The same checkpoint, marked for mirrored test-time augmentation.
+    let mirrored = out.path().join("mirrored");
+    let mut model = Classifier::load(out.path()).unwrap();
+    model.metadata_mut().tta_hflip = true;
+    model.save(&mirrored).unwrap();
+    let data = Dataset::load(
+        &[train_dir()],
+        &names(&["apple", "bicycle", "rainbow"]),
+        Some(40),
+    )
+    .unwrap();
+    let (_, val) = data.split(0.2, 1);
+    let with_tta = evaluate::evaluate(&model, &val, 64).unwrap();
+
+    let cli = |extra: &[&str]| -> String {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_doodle-model"))
+            .args(["--quiet", "--threads", "1", "evaluate", "--model"])
+            .arg(&mirrored)
+            .arg("--data")
+            .arg(train_dir())
+            .arg("--categories")
+            .arg(&cats)
+            .args(["--limit", "40", "--val-fraction", "0.2", "--seed", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let first_line =
+        |e: &doodle_model::evaluate::Evaluation| e.summary().lines().next().unwrap().to_string();
+    // 40 drawings × 3 categories, 20 % held out = 24, exactly the run's own validation set.
+    let plain = cli(&["--no-tta"]);
+    assert!(plain.starts_with("24 drawings: "), "{plain}");
+    assert_eq!(
+        plain.lines().next().unwrap(),
+        first_line(&report.validation)
+    );
+    let mirrored_out = cli(&[]);
+    assert_eq!(mirrored_out.lines().next().unwrap(), first_line(&with_tta));
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_doodle-model"))
+        .args(["--quiet", "evaluate", "--model"])
+        .arg(&mirrored)
+        .args(["--val-fraction", "1.5"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--val-fraction must be between 0 and 1")
+    );
+}
+
+#[test]
+fn a_short_time_budget_replans_the_run_before_the_first_epoch_ends() {
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(out.path().to_path_buf(), 200, 5);
+    // 480 training drawings in batches of 32: 15 steps an epoch, timed after the first 8.
+    opts.max_minutes = Some(0.001);
+    let report = doodle_model::train(&opts).unwrap();
+    assert_eq!(report.epochs.len(), 1, "one epoch fits at most");
+    // Planned again for one epoch, the cosine reached its end within it; left at five epochs it
+    // would still be near its peak (0.05) after 15 of 75 steps.
+    let last_lr = report.epochs[0].lr;
+    assert!(last_lr < 0.0025, "the rate was not re-planned: {last_lr}");
+    assert!(Classifier::load(out.path()).is_ok());
 }

@@ -151,3 +151,33 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
+
+#[tokio::test]
+async fn the_batchnorm_folded_network_answers_what_the_checkpoint_does() {
+    // Same seed, same weights: one server folds BatchNorm (the default), the other does not.
+    let folded = test_support::spawn().await;
+    let plain = test_support::spawn_with(|s| s.model_server.fold_batchnorm = false, true).await;
+    let body = json!({
+        "inputs": drawings(4).iter().map(|d| b64(d)).collect::<Vec<_>>(),
+        "params": {"top_k": 3}
+    });
+    let a: Value = post_json(&folded, &body).await.json().await.unwrap();
+    let b: Value = post_json(&plain, &body).await.json().await.unwrap();
+    let (a, b) = (
+        a["predictions"].as_array().unwrap(),
+        b["predictions"].as_array().unwrap(),
+    );
+    assert_eq!(a.len(), 4);
+    for (x, y) in a.iter().zip(b) {
+        for (gx, gy) in x["top_k"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(y["top_k"].as_array().unwrap())
+        {
+            assert_eq!(gx["label"], gy["label"]);
+            let (sx, sy) = (gx["score"].as_f64().unwrap(), gy["score"].as_f64().unwrap());
+            assert!((sx - sy).abs() < 1e-4, "folded {sx} vs plain {sy}");
+        }
+    }
+}

@@ -154,6 +154,16 @@ struct EvaluateArgs {
     /// Plot this training log (default: the checkpoint's train_log.csv, if any).
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Evaluate only the validation part of the stratified split that `train` makes with this
+    /// fraction (and --seed): the drawings a model trained on the same data never saw.
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Seed of that split (train's default is 42).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Evaluate without mirrored test-time augmentation, whatever the checkpoint says.
+    #[arg(long)]
+    no_tta: bool,
 }
 
 #[derive(Debug, Args)]
@@ -291,14 +301,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_report(&report);
         }
         Command::Evaluate(a) => {
-            let model = Classifier::load(&a.model)?;
+            if let Some(f) = a.val_fraction.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+                bail!("--val-fraction must be between 0 and 1, got {f}");
+            }
+            let mut model = Classifier::load(&a.model)?;
+            if a.no_tta {
+                model.metadata_mut().tta_hflip = false;
+            }
             let (sources, categories) = if a.data.categories.is_none() && a.data.data.is_empty() {
                 let (s, _) = resolve_data(&a.data, &settings)?;
                 (s, model.categories().to_vec())
             } else {
                 resolve_data(&a.data, &settings)?
             };
-            let ds = Dataset::load(&sources, &categories, a.data.limit)?;
+            let mut ds = Dataset::load(&sources, &categories, a.data.limit)?;
+            if let Some(fraction) = a.val_fraction {
+                ds = ds.split(fraction, a.seed).1;
+            }
             let eval = evaluate::evaluate(&model, &ds, 256)?;
             print!("{}", eval.summary());
             if let Some(out) = &a.out {
