@@ -353,18 +353,12 @@ pub(crate) fn write_checkpoint(
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     // Each file is written beside its final name, synced, then renamed over it: a run killed
     // mid-write leaves the previous checkpoint whole. Weights go first, so the metadata never
-    // describes weights that are not on disk. (`VarStore::save` picks the format from the
-    // extension, hence the `.safetensors` ending of the temporary name.)
+    // describes weights that are not on disk.
     let weights = dir.join(WEIGHTS_FILE);
-    let tmp = dir.join(format!(".partial-{}.safetensors", std::process::id()));
-    let saved = vs
-        .save(&tmp)
-        .map_err(|e| ModelError::checkpoint(&weights, format!("cannot write weights: {e}")))
-        .and_then(|()| sync_and_rename(&tmp, &weights));
-    if saved.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    saved?;
+    write_through_temp(&weights, |tmp| {
+        vs.save(tmp)
+            .map_err(|e| ModelError::checkpoint(&weights, format!("cannot write weights: {e}")))
+    })?;
     let meta = dir.join(METADATA_FILE);
     let json = serde_json::to_string_pretty(metadata).expect("metadata serialises. This is a bug.");
     write_atomic(&meta, (json + "\n").as_bytes())
@@ -372,25 +366,34 @@ pub(crate) fn write_checkpoint(
 
 /// Write `bytes` to `path` through a synced temporary file in the same folder and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    write_through_temp(path, |tmp| {
+        std::fs::write(tmp, bytes).map_err(|e| ModelError::io(tmp, e))
+    })
+}
+
+/// Let `write` fill a temporary file beside `path` (same extension, so `VarStore::save` picks
+/// the same format), sync it and rename it over `path`; on failure the temporary file is
+/// removed and `path` is left as it was.
+fn write_through_temp(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".partial-{}-{name}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes)
-        .map_err(|e| ModelError::io(&tmp, e))
-        .and_then(|()| sync_and_rename(&tmp, path));
+    let written = write(&tmp)
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| ModelError::io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-fn sync_and_rename(tmp: &Path, path: &Path) -> Result<(), ModelError> {
-    std::fs::File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| ModelError::io(tmp, e))?;
-    std::fs::rename(tmp, path).map_err(|e| ModelError::io(path, e))
 }
 
 /// Softmax of the logits, averaged with the mirrored input's when `hflip` is set (both in one

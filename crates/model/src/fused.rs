@@ -19,6 +19,13 @@ use crate::ModelError;
 /// BatchNorm's epsilon in tch's `batch_norm2d` default configuration.
 const BN_EPS: f64 = 1e-5;
 
+/// A detached copy of the variable `name`.
+fn take(vars: &HashMap<String, Tensor>, name: &str) -> Result<Tensor, ModelError> {
+    vars.get(name)
+        .map(|t| t.detach().copy())
+        .ok_or_else(|| ModelError::Options(format!("cannot fold the network: no `{name}`")))
+}
+
 /// A convolution with its BatchNorm folded in.
 #[derive(Debug)]
 struct Conv {
@@ -36,16 +43,11 @@ impl Conv {
         stride: i64,
         padding: i64,
     ) -> Result<Conv, ModelError> {
-        let get = |name: String| {
-            vars.get(&name)
-                .map(|t| t.detach().copy())
-                .ok_or_else(|| ModelError::Options(format!("cannot fold the network: no `{name}`")))
-        };
-        let weight = get(format!("{conv}.weight"))?;
-        let gamma = get(format!("{bn}.weight"))?;
-        let beta = get(format!("{bn}.bias"))?;
-        let mean = get(format!("{bn}.running_mean"))?;
-        let var = get(format!("{bn}.running_var"))?;
+        let weight = take(vars, &format!("{conv}.weight"))?;
+        let gamma = take(vars, &format!("{bn}.weight"))?;
+        let beta = take(vars, &format!("{bn}.bias"))?;
+        let mean = take(vars, &format!("{bn}.running_mean"))?;
+        let var = take(vars, &format!("{bn}.running_var"))?;
         let scale = gamma / (var + BN_EPS).sqrt();
         let bias = beta - &mean * &scale;
         let weight = weight * scale.view([-1, 1, 1, 1]);
@@ -169,16 +171,11 @@ impl FusedNetwork {
                     "cannot fold the network: it has no residual blocks".into(),
                 ));
             }
-            let get = |name: &str| {
-                vars.get(name).map(|t| t.detach().copy()).ok_or_else(|| {
-                    ModelError::Options(format!("cannot fold the network: no `{name}`"))
-                })
-            };
             Ok(FusedNetwork {
                 stem,
                 blocks,
-                fc_weight: get("fc.weight")?,
-                fc_bias: get("fc.bias")?,
+                fc_weight: take(vars, "fc.weight")?,
+                fc_bias: take(vars, "fc.bias")?,
             })
         })
     }

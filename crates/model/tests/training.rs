@@ -51,6 +51,17 @@ fn options(out: PathBuf, limit: usize, epochs: usize) -> TrainOptions {
     }
 }
 
+/// The validation drawings that a run with [`options`]`(_, limit, _)` holds out.
+fn held_out(limit: usize) -> Dataset {
+    let data = Dataset::load(
+        &[train_dir()],
+        &names(&["apple", "bicycle", "rainbow"]),
+        Some(limit),
+    )
+    .unwrap();
+    data.split(0.2, 1).1
+}
+
 #[test]
 fn a_small_training_run_ends_well_above_chance() {
     let out = tempfile::tempdir().unwrap();
@@ -95,13 +106,7 @@ fn a_small_training_run_ends_well_above_chance() {
     }
 
     // Evaluating the saved model on the same validation split reproduces its number.
-    let data = Dataset::load(
-        &[train_dir()],
-        &names(&["apple", "bicycle", "rainbow"]),
-        Some(200),
-    )
-    .unwrap();
-    let (_, val) = data.split(0.2, 1);
+    let val = held_out(200);
     let eval = evaluate::evaluate(&model, &val, 64).unwrap();
     assert_eq!(eval.top1, report.validation.top1);
     assert!(eval.top3 >= eval.top1);
@@ -273,13 +278,7 @@ fn evaluate_cli_scores_the_held_out_split_with_or_without_mirroring() {
     let mut model = Classifier::load(out.path()).unwrap();
     model.metadata_mut().tta_hflip = true;
     model.save(&mirrored).unwrap();
-    let data = Dataset::load(
-        &[train_dir()],
-        &names(&["apple", "bicycle", "rainbow"]),
-        Some(40),
-    )
-    .unwrap();
-    let (_, val) = data.split(0.2, 1);
+    let val = held_out(40);
     let with_tta = evaluate::evaluate(&model, &val, 64).unwrap();
 
     let cli = |extra: &[&str]| -> String {
