@@ -11,8 +11,8 @@
 # Extra arguments go to `doodle-model base`, e.g.
 #   scripts/make-model.sh --max-minutes 6     # a first model for `make run` (fewer epochs)
 #   scripts/make-model.sh --epochs 4 --seed 7
-# Full run: estimated ~45 minutes on an idle 2-core VM from protocols §6 speeds (not yet measured
-# end to end; on the busy VM of 2026-11-27 it ran at 21-27 img/s, see docs/benchmarks.md "Model").
+# Full run: about 65 minutes on an idle 2-core VM (16 epochs of ~240 s; see
+# docs/benchmarks.md "Model").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -213,23 +213,33 @@ impl Classifier {
                 ),
             ));
         }
+        // Check every name before any shape, in a fixed order, so the same
+        // bad checkpoint always gets the same message.
+        let mut missing: Vec<&String> = vars.keys().filter(|k| !stored.contains_key(*k)).collect();
+        missing.sort();
+        if let Some(first) = missing.first() {
+            return Err(ModelError::checkpoint(
+                path,
+                format!(
+                    "{} tensors of the {} network are missing (first: `{first}`): wrong architecture?",
+                    missing.len(),
+                    self.metadata.architecture
+                ),
+            ));
+        }
+        let mut names: Vec<String> = vars.keys().cloned().collect();
+        names.sort();
         tch::no_grad(|| -> Result<(), ModelError> {
-            for (name, var) in vars.iter_mut() {
-                let src = stored.get(name).ok_or_else(|| {
-                    ModelError::checkpoint(
-                        path,
-                        format!(
-                            "tensor `{name}` of the {} network is missing: wrong architecture?",
-                            self.metadata.architecture
-                        ),
-                    )
-                })?;
+            for name in &names {
+                let var = vars.get_mut(name).expect("name taken from vars");
+                let src = &stored[name];
                 if src.size() != var.size() {
                     return Err(ModelError::checkpoint(
                         path,
                         format!(
-                            "tensor `{name}` has shape {:?}, the network needs {:?}",
+                            "tensor `{name}` has shape {:?}, the {} network needs {:?}: wrong architecture?",
                             src.size(),
+                            self.metadata.architecture,
                             var.size()
                         ),
                     ));
@@ -255,6 +265,13 @@ impl Classifier {
 
     pub fn categories(&self) -> &[String] {
         &self.metadata.categories
+    }
+
+    /// Start each residual block as the identity (see [`Network::zero_init_residual`]); for a
+    /// network about to be trained from scratch. Returns how many BatchNorm scales were zeroed.
+    pub fn zero_init_residual(&mut self) -> usize {
+        self.fused = None;
+        self.net.zero_init_residual(&self.vs)
     }
 
     pub fn network(&self) -> &Network {

@@ -151,10 +151,9 @@ impl Evaluation {
     /// Write `evaluation.json`, `per_class.csv`, `confusion.csv` and `confusion.png` into `dir`.
     pub fn write_reports(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let write = |name: &str, bytes: &[u8]| {
-            let p = dir.join(name);
-            std::fs::write(&p, bytes).map_err(|e| ModelError::io(&p, e))
-        };
+        // Each report replaces the previous one whole (temporary file, sync, rename).
+        let write =
+            |name: &str, bytes: &[u8]| crate::checkpoint::write_atomic(&dir.join(name), bytes);
         write(
             "evaluation.json",
             serde_json::to_string_pretty(self)

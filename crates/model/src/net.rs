@@ -98,6 +98,26 @@ impl Network {
         features.apply(&self.fc)
     }
 
+    /// Zero the scale of each residual block's last BatchNorm (`bn3` of a bottleneck, `bn2` of
+    /// a basic block), so every block starts as the identity: the standard stabiliser for
+    /// training a ResNet from scratch at a high learning rate. Returns how many were zeroed.
+    pub fn zero_init_residual(&self, vs: &nn::VarStore) -> usize {
+        let last = match self.arch {
+            Architecture::Resnet18 => ".bn2.weight",
+            Architecture::Resnet50 => ".bn3.weight",
+        };
+        let mut zeroed = 0;
+        tch::no_grad(|| {
+            for (name, t) in vs.variables() {
+                if name.starts_with("layer") && name.ends_with(last) {
+                    let _ = t.shallow_clone().zero_();
+                    zeroed += 1;
+                }
+            }
+        });
+        zeroed
+    }
+
     /// Logits of `n × 1 × 28 × 28` inputs.
     pub fn logits(&self, xs: &Tensor, train: bool) -> Tensor {
         self.head(&self.features(xs, train))

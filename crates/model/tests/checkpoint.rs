@@ -268,3 +268,27 @@ fn the_folded_network_answers_what_the_network_does() {
         }
     }
 }
+
+#[test]
+fn zero_init_residual_zeroes_the_last_batchnorm_of_every_block() {
+    for (arch, blocks, last) in [
+        (Architecture::Resnet18, 8, "bn2"),
+        (Architecture::Resnet50, 16, "bn3"),
+    ] {
+        tch::manual_seed(1);
+        let mut m = Classifier::new_untrained(arch, &names(&["a", "b"])).unwrap();
+        assert_eq!(m.zero_init_residual(), blocks, "{arch:?}");
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        let stored = Tensor::read_safetensors(dir.path().join(WEIGHTS_FILE)).unwrap();
+        // Every weight (biases, BatchNorm shifts and running means start at zero anyway).
+        for (name, t) in stored.iter().filter(|(n, _)| n.ends_with(".weight")) {
+            let zero = t.abs().sum(tch::Kind::Double).double_value(&[]) == 0.0;
+            let is_last = name.starts_with("layer") && name.ends_with(&format!(".{last}.weight"));
+            assert_eq!(zero, is_last, "{arch:?} {name}");
+        }
+        // The network still answers: every block passes its input through.
+        let p = m.predict_proba(&drawings(2, 5)).unwrap();
+        assert!(p.iter().all(|v| v.is_finite()));
+    }
+}

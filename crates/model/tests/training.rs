@@ -211,6 +211,14 @@ fn bad_options_are_errors() {
             .contains("batch size")
     );
     let mut o = options(out.path().to_path_buf(), 10, 1);
+    o.recipe.max_grad_norm = -1.0;
+    assert!(
+        doodle_model::train(&o)
+            .unwrap_err()
+            .to_string()
+            .contains("gradient norm limit")
+    );
+    let mut o = options(out.path().to_path_buf(), 10, 1);
     o.categories = names(&["apple", "unicorn"]);
     assert!(
         doodle_model::train(&o)

@@ -82,6 +82,12 @@ struct RecipeArgs {
     /// No augmentation at all.
     #[arg(long)]
     no_augment: bool,
+    /// Global gradient-norm limit (0 = no clipping).
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    /// Keep the random initialisation of each residual block's last BatchNorm.
+    #[arg(long)]
+    no_zero_init_residual: bool,
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
     #[arg(long, default_value_t = 42)]
@@ -119,6 +125,12 @@ impl RecipeArgs {
         }
         if self.no_augment {
             r.augment = Augment::none();
+        }
+        if let Some(v) = self.max_grad_norm {
+            r.max_grad_norm = v;
+        }
+        if self.no_zero_init_residual {
+            r.zero_init_residual = false;
         }
         r
     }
