@@ -11,8 +11,8 @@ seconds=${1:-20}
 checkpoint=${2:-}
 data=${QUICKDRAW_DIR:-$(pwd)/../shared/data/quickdraw}/train
 port=${BENCH_PORT:-15102}
-# Raw forward and server under the same OpenMP policy (the server defaults to passive).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# Raw forward and server under the same OpenMP policy (the server's default: a short spin).
+[ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
 
 command -v wrk >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y wrk >/dev/null; }
 scripts/setup-libtorch.sh >/dev/null

@@ -164,6 +164,10 @@ pub struct ModelServerSettings {
     /// Serve from a copy of the network with BatchNorm folded into the convolutions (same
     /// answers, fewer operators; checked against the checkpoint when a version loads).
     pub fold_batchnorm: bool,
+    /// Average each drawing's answer with its mirror image's when the checkpoint was validated
+    /// that way (its metadata's `tta_hflip`). `false` answers from the drawing alone: half the
+    /// compute per drawing, slightly lower accuracy (docs/benchmarks.md, "Model").
+    pub mirror_tta: bool,
 }
 
 impl ModelServerSettings {
@@ -186,6 +190,7 @@ impl Default for ModelServerSettings {
             max_images_per_request: 256,
             body_limit_bytes: 16 * 1024 * 1024,
             fold_batchnorm: true,
+            mirror_tta: true,
         }
     }
 }

@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::LoggedError;
 use crate::metrics::ServerMetrics;
 use crate::routes;
-use crate::swap::{Follower, ModelSource};
+use crate::swap::{Follower, ModelSource, ServeOptions};
 use crate::worker::{BatchConfig, Batcher};
 
 /// Shared by every handler; cheap to clone.
@@ -59,8 +59,12 @@ impl Application {
             metrics.clone(),
         );
         let source = ModelSource::from_settings(&settings)?;
-        let mut follower =
-            Follower::new(source, batcher.clone(), metrics.clone(), ms.fold_batchnorm);
+        let mut follower = Follower::new(
+            source,
+            batcher.clone(),
+            metrics.clone(),
+            ServeOptions::from_settings(ms),
+        );
         follower.check().await;
         let follower = (ms.poll_interval_secs > 0)
             .then(|| tokio::spawn(follower.run(Duration::from_secs(ms.poll_interval_secs))));

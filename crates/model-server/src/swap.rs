@@ -69,11 +69,33 @@ impl ModelSource {
     }
 }
 
+/// How a loaded version is served (from `[model_server]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Serve from the BatchNorm-folded copy (`fold_batchnorm`).
+    pub fold_batchnorm: bool,
+    /// Keep the checkpoint's mirrored test-time augmentation (`mirror_tta`).
+    pub mirror_tta: bool,
+}
+
+impl ServeOptions {
+    pub fn from_settings(ms: &doodle_core::config::ModelServerSettings) -> Self {
+        Self {
+            fold_batchnorm: ms.fold_batchnorm,
+            mirror_tta: ms.mirror_tta,
+        }
+    }
+}
+
 /// Load a checkpoint and prove it works with one forward pass. With `fold_batchnorm`, the
 /// network is served from its BatchNorm-folded copy, after checking on the warm-up drawings that
-/// the copy answers what the network does.
-pub fn load(name: &str, deployed: &Deployed, fold_batchnorm: bool) -> anyhow::Result<LoadedModel> {
+/// the copy answers what the network does. Without `mirror_tta`, a checkpoint validated with
+/// mirrored test-time augmentation is answered from the drawing alone.
+pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Result<LoadedModel> {
     let mut classifier = Classifier::load(&deployed.dir)?;
+    if !opts.mirror_tta {
+        classifier.metadata_mut().tta_hflip = false;
+    }
     // A blank drawing and a busy one.
     let warm_up: Vec<u8> = (0..2 * doodle_core::image::PIXELS)
         .map(|i| {
@@ -92,7 +114,7 @@ pub fn load(name: &str, deployed: &Deployed, fold_batchnorm: bool) -> anyhow::Re
         probabilities.len(),
         classifier.categories().len()
     );
-    if fold_batchnorm {
+    if opts.fold_batchnorm {
         classifier.fuse()?;
         let folded = classifier.predict_proba(&warm_up)?;
         let worst = probabilities
@@ -115,6 +137,7 @@ pub fn load(name: &str, deployed: &Deployed, fold_batchnorm: bool) -> anyhow::Re
         val_top3: meta.val_top3,
         created_at: meta.created_at.clone(),
         loaded_at: doodle_model::checkpoint::now_rfc3339(),
+        mirror_tta: meta.tta_hflip,
     };
     Ok(LoadedModel {
         classifier,
@@ -130,8 +153,8 @@ pub struct Follower {
     metrics: ServerMetrics,
     /// The last version that failed, so it is not retried (and logged) every poll.
     failed: Option<String>,
-    /// Serve each version from its BatchNorm-folded copy (`model_server.fold_batchnorm`).
-    fold_batchnorm: bool,
+    /// How each version is served.
+    serve: ServeOptions,
 }
 
 impl Follower {
@@ -139,14 +162,14 @@ impl Follower {
         source: ModelSource,
         batcher: Batcher,
         metrics: ServerMetrics,
-        fold_batchnorm: bool,
+        serve: ServeOptions,
     ) -> Self {
         Self {
             source,
             batcher,
             metrics,
             failed: None,
-            fold_batchnorm,
+            serve,
         }
     }
 
@@ -178,10 +201,10 @@ impl Follower {
         let name = self.source.name().to_owned();
         let batcher = self.batcher.clone();
         let version = deployed.version.clone();
-        let fold = self.fold_batchnorm;
+        let serve = self.serve;
         tracing::info!(%version, dir = %deployed.dir.display(), "loading model version");
         let loaded = tokio::task::spawn_blocking(move || {
-            let model = load(&name, &deployed, fold)?;
+            let model = load(&name, &deployed, serve)?;
             batcher
                 .swap(model)
                 .map_err(|e| anyhow::anyhow!("handing the model to the worker: {e}"))

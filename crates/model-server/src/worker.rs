@@ -28,6 +28,8 @@ pub struct ModelInfo {
     pub val_top3: Option<f64>,
     pub created_at: String,
     pub loaded_at: String,
+    /// Whether each drawing is answered together with its mirror image.
+    pub mirror_tta: bool,
 }
 
 /// A loaded, warmed-up model ready to be swapped in.

@@ -51,6 +51,7 @@ pub async fn model(State(state): State<AppState>) -> Response {
             "metrics": { "val_accuracy": info.val_accuracy, "val_top3": info.val_top3 },
             "created_at": info.created_at,
             "loaded_at": info.loaded_at,
+            "mirror_tta": info.mirror_tta,
         }))
         .into_response(),
         None => ServeError::NoModel.into_response(),

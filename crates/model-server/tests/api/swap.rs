@@ -105,3 +105,64 @@ async fn a_version_that_fails_to_load_is_counted_and_the_old_one_keeps_serving()
         1.0
     );
 }
+
+/// A checkpoint validated with mirrored TTA is served with it by default, and from the drawing
+/// alone with `mirror_tta = false`.
+#[test]
+fn mirror_tta_follows_the_checkpoint_unless_turned_off() {
+    use doodle_model_server::swap::{ServeOptions, load};
+    let dir = tempfile::tempdir().unwrap();
+    let cats: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+    doodle_model::save_untrained(
+        dir.path(),
+        doodle_core::config::Architecture::Resnet18,
+        &cats,
+        4,
+    )
+    .unwrap();
+    let meta = dir.path().join(doodle_model::checkpoint::METADATA_FILE);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    v["tta_hflip"] = true.into();
+    std::fs::write(&meta, v.to_string()).unwrap();
+    let deployed = doodle_registry::Deployed {
+        version: "1".into(),
+        dir: dir.path().to_path_buf(),
+    };
+    let serve = |mirror_tta| {
+        load(
+            "m",
+            &deployed,
+            ServeOptions {
+                fold_batchnorm: false,
+                mirror_tta,
+            },
+        )
+        .unwrap()
+    };
+    let (with, without) = (serve(true), serve(false));
+    assert!(with.info.mirror_tta);
+    assert!(!without.info.mirror_tta);
+
+    let drawing = drawings(1).remove(0);
+    let mirrored: Vec<u8> = drawing
+        .chunks(28)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    let p = with.classifier.predict_proba(&drawing).unwrap();
+    let alone = without.classifier.predict_proba(&drawing).unwrap();
+    let mirror = without.classifier.predict_proba(&mirrored).unwrap();
+    let mut differs = false;
+    for i in 0..cats.len() {
+        let mean = (alone[i] + mirror[i]) / 2.0;
+        assert!(
+            (p[i] - mean).abs() < 1e-5,
+            "{p:?} vs mean of {alone:?} and {mirror:?}"
+        );
+        differs |= (p[i] - alone[i]).abs() > 1e-6;
+    }
+    assert!(
+        differs,
+        "the drawing and its mirror got the same answer: {alone:?} {mirror:?}"
+    );
+}
