@@ -152,6 +152,11 @@ pub struct ModelServerSettings {
     pub max_batch_size: usize,
     /// How long the batcher waits for more requests once one arrived (0 = never).
     pub max_wait_ms: u64,
+    /// Under load — when the previous forward pass served more than one request — wait up to
+    /// this long for more before the next pass (0 = never). Concurrent clients' requests arrive
+    /// spread over a millisecond or two; waiting for them fills the batch instead of splitting
+    /// it, while a lone client never waits.
+    pub wait_under_load_ms: u64,
     /// Requests waiting for the model before new ones get 429.
     pub queue_capacity: usize,
     /// A request not answered within this many milliseconds gets 504.
@@ -184,6 +189,7 @@ impl Default for ModelServerSettings {
             port: 5002,
             max_batch_size: 64,
             max_wait_ms: 0,
+            wait_under_load_ms: 2,
             queue_capacity: 1024,
             deadline_ms: 10_000,
             poll_interval_secs: 10,

@@ -53,6 +53,7 @@ impl Application {
             BatchConfig {
                 max_batch_size: ms.max_batch_size,
                 max_wait: Duration::from_millis(ms.max_wait_ms),
+                wait_under_load: Duration::from_millis(ms.wait_under_load_ms),
                 queue_capacity: ms.queue_capacity,
                 threads: settings.model.threads,
             },

@@ -68,6 +68,8 @@ pub struct JobOutput {
 pub struct BatchConfig {
     pub max_batch_size: usize,
     pub max_wait: Duration,
+    /// The wait when the previous forward pass served more than one request (if longer).
+    pub wait_under_load: Duration,
     pub queue_capacity: usize,
     pub threads: usize,
 }
@@ -94,6 +96,7 @@ impl Batcher {
             current: current.clone(),
             metrics: metrics.clone(),
             model: None,
+            last_batch_jobs: 0,
         };
         std::thread::Builder::new()
             .name("inference".into())
@@ -148,6 +151,8 @@ struct Worker {
     current: Arc<RwLock<Option<Arc<ModelInfo>>>>,
     metrics: ServerMetrics,
     model: Option<LoadedModel>,
+    /// Requests the previous forward pass served: more than one means clients are concurrent.
+    last_batch_jobs: usize,
 }
 
 /// How often an idle worker looks for a model to swap in.
@@ -201,11 +206,17 @@ impl Worker {
         }
     }
 
-    /// Take queued jobs until the batch is full, the queue is empty and `max_wait` is over.
-    fn collect(&self, first: Job) -> Vec<Job> {
+    /// Take queued jobs until the batch is full, the queue is empty and the wait is over:
+    /// `max_wait`, or `wait_under_load` when the previous pass served several requests.
+    fn collect(&mut self, first: Job) -> Vec<Job> {
         let mut images = first.count;
         let mut batch = vec![first];
-        let wait_until = Instant::now() + self.config.max_wait;
+        let wait = if self.last_batch_jobs > 1 {
+            self.config.max_wait.max(self.config.wait_under_load)
+        } else {
+            self.config.max_wait
+        };
+        let wait_until = Instant::now() + wait;
         while images < self.config.max_batch_size {
             let next = match self.jobs.try_recv() {
                 Ok(job) => Some(job),
@@ -224,6 +235,7 @@ impl Worker {
             images += job.count;
             batch.push(job);
         }
+        self.last_batch_jobs = batch.len();
         batch
     }
 
@@ -304,5 +316,92 @@ impl Worker {
             offset += len;
             let _ = job.reply.send(Ok(output));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(max_wait_ms: u64, wait_under_load_ms: u64) -> (SyncSender<Job>, Worker) {
+        let (jobs, job_rx) = mpsc::sync_channel(64);
+        let (_swaps, swap_rx) = mpsc::sync_channel(1);
+        let worker = Worker {
+            config: BatchConfig {
+                max_batch_size: 64,
+                max_wait: Duration::from_millis(max_wait_ms),
+                wait_under_load: Duration::from_millis(wait_under_load_ms),
+                queue_capacity: 64,
+                threads: 1,
+            },
+            jobs: job_rx,
+            swaps: swap_rx,
+            current: Arc::new(RwLock::new(None)),
+            metrics: ServerMetrics::register(&doodle_core::metrics::Metrics::new()),
+            model: None,
+            last_batch_jobs: 0,
+        };
+        (jobs, worker)
+    }
+
+    fn job() -> Job {
+        let (reply, _) = oneshot::channel();
+        let now = Instant::now();
+        Job {
+            pixels: vec![0; 784],
+            count: 1,
+            enqueued: now,
+            deadline: now + Duration::from_secs(60),
+            reply,
+        }
+    }
+
+    /// Send a job after `after` from another thread.
+    fn later(jobs: &SyncSender<Job>, after: Duration) -> std::thread::JoinHandle<()> {
+        let jobs = jobs.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            jobs.send(job()).unwrap();
+        })
+    }
+
+    #[test]
+    fn a_lone_client_never_waits_for_company() {
+        let (jobs, mut w) = worker(0, 10_000);
+        let straggler = later(&jobs, Duration::from_millis(300));
+        let started = Instant::now();
+        assert_eq!(w.collect(job()).len(), 1);
+        assert!(started.elapsed() < Duration::from_millis(300));
+        straggler.join().unwrap();
+    }
+
+    #[test]
+    fn after_a_pass_of_several_requests_the_next_waits_for_more() {
+        let (jobs, mut w) = worker(0, 1_000);
+        jobs.send(job()).unwrap();
+        // Both were queued: one pass of two, no waiting (the previous pass had none before it).
+        assert_eq!(w.collect(job()).len(), 2);
+        // Under load now: a request arriving 100 ms later joins the next pass.
+        let straggler = later(&jobs, Duration::from_millis(100));
+        let batch = w.collect(job());
+        straggler.join().unwrap();
+        assert_eq!(batch.len(), 2);
+        // That pass held two, so the wait still applies; it ends when the batch is full.
+        w.config.max_batch_size = 3;
+        jobs.send(job()).unwrap();
+        jobs.send(job()).unwrap();
+        let started = Instant::now();
+        assert_eq!(w.collect(job()).len(), 3);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[test]
+    fn with_no_wait_under_load_a_busy_worker_takes_only_what_is_queued() {
+        let (jobs, mut w) = worker(0, 0);
+        jobs.send(job()).unwrap();
+        assert_eq!(w.collect(job()).len(), 2);
+        let straggler = later(&jobs, Duration::from_millis(300));
+        assert_eq!(w.collect(job()).len(), 1);
+        straggler.join().unwrap();
     }
 }
