@@ -188,7 +188,8 @@ impl Classifier {
             .map_err(|e| ModelError::checkpoint(path, format!("unreadable safetensors: {e}")))?
             .into_iter()
             .collect();
-        let mut vars = self.vs.variables();
+        // Sorted, like `stored`: the same bad checkpoint always gets the same message.
+        let mut vars: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
         let categories = self.metadata.categories.len();
         if let Some(fc) = stored.get("fc.weight") {
             let rows = fc.size()[0];
@@ -213,10 +214,8 @@ impl Classifier {
                 ),
             ));
         }
-        // Check every name before any shape, in a fixed order, so the same
-        // bad checkpoint always gets the same message.
-        let mut missing: Vec<&String> = vars.keys().filter(|k| !stored.contains_key(*k)).collect();
-        missing.sort();
+        // Every name is checked before any shape.
+        let missing: Vec<&String> = vars.keys().filter(|k| !stored.contains_key(*k)).collect();
         if let Some(first) = missing.first() {
             return Err(ModelError::checkpoint(
                 path,
@@ -227,11 +226,8 @@ impl Classifier {
                 ),
             ));
         }
-        let mut names: Vec<String> = vars.keys().cloned().collect();
-        names.sort();
         tch::no_grad(|| -> Result<(), ModelError> {
-            for name in &names {
-                let var = vars.get_mut(name).expect("name taken from vars");
+            for (name, var) in vars.iter_mut() {
                 let src = &stored[name];
                 if src.size() != var.size() {
                     return Err(ModelError::checkpoint(

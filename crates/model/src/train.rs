@@ -348,10 +348,10 @@ fn run(
         .filter(|(_, t)| t.requires_grad())
         .map(|(_, t)| t.shallow_clone())
         .collect();
-    let decayed: Vec<Tensor> = vars
+    let decayed: Vec<Tensor> = trained
         .iter()
-        .filter(|(_, t)| t.requires_grad() && t.dim() > 1)
-        .map(|(_, t)| t.shallow_clone())
+        .filter(|t| t.dim() > 1)
+        .map(Tensor::shallow_clone)
         .collect();
     let mut opt = nn::Sgd {
         momentum: r.momentum,
