@@ -148,7 +148,9 @@ impl Default for RegistrySettings {
 pub struct ModelServerSettings {
     pub host: IpAddr,
     pub port: u16,
-    /// Most images in one forward pass.
+    /// Most images in one forward pass. Smaller than the clients in flight lets the next batch
+    /// queue while one is computed, so the machine never idles between passes (32 beat 64 at
+    /// 64 clients, docs/benchmarks.md).
     pub max_batch_size: usize,
     /// How long the batcher waits for more requests once one arrived (0 = never).
     pub max_wait_ms: u64,
@@ -169,6 +171,11 @@ pub struct ModelServerSettings {
     /// Serve from a copy of the network with BatchNorm folded into the convolutions (same
     /// answers, fewer operators; checked against the checkpoint when a version loads).
     pub fold_batchnorm: bool,
+    /// With `fold_batchnorm`: compute each forward pass of two or more images as one slice per
+    /// libtorch thread (`model.threads`), side by side, each slice single-threaded, instead of
+    /// one pass with every operator split across the threads (docs/benchmarks.md, "Model
+    /// server").
+    pub split_batches: bool,
     /// Average each drawing's answer with its mirror image's when the checkpoint was validated
     /// that way (its metadata's `tta_hflip`). `false` answers from the drawing alone: half the
     /// compute per drawing, slightly lower accuracy (docs/benchmarks.md, "Model").
@@ -187,7 +194,7 @@ impl Default for ModelServerSettings {
         Self {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5002,
-            max_batch_size: 64,
+            max_batch_size: 32,
             max_wait_ms: 0,
             wait_under_load_ms: 2,
             queue_capacity: 1024,
@@ -196,6 +203,7 @@ impl Default for ModelServerSettings {
             max_images_per_request: 256,
             body_limit_bytes: 16 * 1024 * 1024,
             fold_batchnorm: true,
+            split_batches: true,
             mirror_tta: true,
         }
     }

@@ -47,6 +47,7 @@ impl Application {
     /// start following the registry.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let ms = &settings.model_server;
+        let serve = ServeOptions::from_settings(&settings);
         let registry = Metrics::new();
         let metrics = ServerMetrics::register(&registry);
         let batcher = Batcher::start(
@@ -55,17 +56,17 @@ impl Application {
                 max_wait: Duration::from_millis(ms.max_wait_ms),
                 wait_under_load: Duration::from_millis(ms.wait_under_load_ms),
                 queue_capacity: ms.queue_capacity,
-                threads: settings.model.threads,
+                // Split batches run their slices single-threaded, the worker's included.
+                threads: if serve.slices > 1 {
+                    1
+                } else {
+                    settings.model.threads
+                },
             },
             metrics.clone(),
         );
         let source = ModelSource::from_settings(&settings)?;
-        let mut follower = Follower::new(
-            source,
-            batcher.clone(),
-            metrics.clone(),
-            ServeOptions::from_settings(ms),
-        );
+        let mut follower = Follower::new(source, batcher.clone(), metrics.clone(), serve);
         follower.check().await;
         let follower = (ms.poll_interval_secs > 0)
             .then(|| tokio::spawn(follower.run(Duration::from_secs(ms.poll_interval_secs))));

@@ -74,16 +74,32 @@ impl ModelSource {
 pub struct ServeOptions {
     /// Serve from the BatchNorm-folded copy (`fold_batchnorm`).
     pub fold_batchnorm: bool,
+    /// Slices each forward pass of the folded copy is split into (1: none; `split_batches`).
+    pub slices: usize,
     /// Keep the checkpoint's mirrored test-time augmentation (`mirror_tta`).
     pub mirror_tta: bool,
 }
 
 impl ServeOptions {
-    pub fn from_settings(ms: &doodle_core::config::ModelServerSettings) -> Self {
+    pub fn from_settings(settings: &doodle_core::Settings) -> Self {
+        let ms = &settings.model_server;
         Self {
             fold_batchnorm: ms.fold_batchnorm,
+            slices: if ms.fold_batchnorm && ms.split_batches {
+                libtorch_threads(settings.model.threads)
+            } else {
+                1
+            },
             mirror_tta: ms.mirror_tta,
         }
+    }
+}
+
+/// The libtorch threads `model.threads` asks for: 0 means one per core.
+pub fn libtorch_threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 
@@ -115,7 +131,7 @@ pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Resu
         classifier.categories().len()
     );
     if opts.fold_batchnorm {
-        classifier.fuse()?;
+        classifier.fuse_split(opts.slices)?;
         let folded = classifier.predict_proba(&warm_up)?;
         let worst = probabilities
             .iter()
@@ -138,6 +154,7 @@ pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Resu
         created_at: meta.created_at.clone(),
         loaded_at: doodle_model::checkpoint::now_rfc3339(),
         mirror_tta: meta.tta_hflip,
+        slices: if opts.fold_batchnorm { opts.slices } else { 1 },
     };
     Ok(LoadedModel {
         classifier,

@@ -30,6 +30,8 @@ pub struct ModelInfo {
     pub loaded_at: String,
     /// Whether each drawing is answered together with its mirror image.
     pub mirror_tta: bool,
+    /// Slices each forward pass is split into (1: one pass).
+    pub slices: usize,
 }
 
 /// A loaded, warmed-up model ready to be swapped in.

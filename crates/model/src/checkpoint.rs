@@ -308,7 +308,15 @@ impl Classifier {
     /// convolutions ([`crate::fused`]): the same outputs up to float rounding, fewer operators.
     /// For a model that will not be trained any further (the copy does not follow the weights).
     pub fn fuse(&mut self) -> Result<(), ModelError> {
-        self.fused = Some(FusedNetwork::fold(&self.vs.variables())?);
+        self.fuse_split(1)
+    }
+
+    /// [`Classifier::fuse`], and compute each batch of two or more images as up to `slices`
+    /// slices side by side, each on its own thread with one libtorch thread
+    /// ([`FusedNetwork::split_across`]; call `tch::set_num_threads(1)` on the predicting
+    /// thread too).
+    pub fn fuse_split(&mut self, slices: usize) -> Result<(), ModelError> {
+        self.fused = Some(FusedNetwork::fold(&self.vs.variables())?.split_across(slices)?);
         Ok(())
     }
 

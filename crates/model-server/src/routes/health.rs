@@ -52,6 +52,7 @@ pub async fn model(State(state): State<AppState>) -> Response {
             "created_at": info.created_at,
             "loaded_at": info.loaded_at,
             "mirror_tta": info.mirror_tta,
+            "forward_slices": info.slices,
         }))
         .into_response(),
         None => ServeError::NoModel.into_response(),

@@ -154,11 +154,16 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
 
 #[tokio::test]
 async fn the_batchnorm_folded_network_answers_what_the_checkpoint_does() {
-    // Same seed, same weights: one server folds BatchNorm (the default), the other does not.
-    let folded = test_support::spawn().await;
+    // Same seed, same weights: one server folds BatchNorm (the default) and, with two libtorch
+    // threads, splits each batch into two single-threaded slices; the other does neither.
+    let folded = test_support::spawn_with(|s| s.model.threads = 2, true).await;
     let plain = test_support::spawn_with(|s| s.model_server.fold_batchnorm = false, true).await;
+    let slices = |model: Value| model["forward_slices"].as_u64().unwrap();
+    assert_eq!(slices(get(&folded, "/model").await.json().await.unwrap()), 2);
+    assert_eq!(slices(get(&plain, "/model").await.json().await.unwrap()), 1);
+    // Five drawings: slices of three and two.
     let body = json!({
-        "inputs": drawings(4).iter().map(|d| b64(d)).collect::<Vec<_>>(),
+        "inputs": drawings(5).iter().map(|d| b64(d)).collect::<Vec<_>>(),
         "params": {"top_k": 3}
     });
     let a: Value = post_json(&folded, &body).await.json().await.unwrap();
@@ -167,7 +172,7 @@ async fn the_batchnorm_folded_network_answers_what_the_checkpoint_does() {
         a["predictions"].as_array().unwrap(),
         b["predictions"].as_array().unwrap(),
     );
-    assert_eq!(a.len(), 4);
+    assert_eq!(a.len(), 5);
     for (x, y) in a.iter().zip(b) {
         for (gx, gy) in x["top_k"]
             .as_array()

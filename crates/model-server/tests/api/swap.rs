@@ -135,6 +135,7 @@ fn mirror_tta_follows_the_checkpoint_unless_turned_off() {
             &deployed,
             ServeOptions {
                 fold_batchnorm: false,
+                slices: 1,
                 mirror_tta,
             },
         )
