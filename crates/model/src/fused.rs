@@ -153,10 +153,10 @@ impl TailOp {
         }
         // Every (output position, input position, tap) where the tap lands inside the map.
         let mut taps = Vec::new();
-        for (po, (ro, co_)) in grid(out).enumerate() {
-            for (pi, (ri, ci_)) in grid(side).enumerate() {
-                let kr = ri - ro * f.stride + f.padding;
-                let kc = ci_ - co_ * f.stride + f.padding;
+        for (po, (row_out, col_out)) in grid(out).enumerate() {
+            for (pi, (row_in, col_in)) in grid(side).enumerate() {
+                let kr = row_in - row_out * f.stride + f.padding;
+                let kc = col_in - col_out * f.stride + f.padding;
                 if (0..k).contains(&kr) && (0..k).contains(&kc) {
                     taps.push((po as i64, pi as i64, kr, kc));
                 }
