@@ -159,7 +159,10 @@ async fn the_batchnorm_folded_network_answers_what_the_checkpoint_does() {
     let folded = test_support::spawn_with(|s| s.model.threads = 2, true).await;
     let plain = test_support::spawn_with(|s| s.model_server.fold_batchnorm = false, true).await;
     let slices = |model: Value| model["forward_slices"].as_u64().unwrap();
-    assert_eq!(slices(get(&folded, "/model").await.json().await.unwrap()), 2);
+    assert_eq!(
+        slices(get(&folded, "/model").await.json().await.unwrap()),
+        2
+    );
     assert_eq!(slices(get(&plain, "/model").await.json().await.unwrap()), 1);
     // Five drawings: slices of three and two.
     let body = json!({
