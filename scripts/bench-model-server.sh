@@ -25,7 +25,7 @@ trap cleanup EXIT
 
 dir=$(target/release/model-bench setup "$work/registry" "$work/post.lua" "$data" $checkpoint)
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "== raw forward (in-process, libtorch default threads)"
+echo "== raw forward (in-process): the network as loaded, then the serving copy as configured"
 target/release/model-bench raw "$dir" 30
 
 DOODLE_REGISTRY__LOCAL_DIR="$work/registry" DOODLE_MODEL_SERVER__PORT=$port \

@@ -1,7 +1,8 @@
 //! Helpers for `scripts/bench-model-server.sh`: set up a registry with a ResNet50 (the
 //! deployed base model if there is one, else freshly initialised weights, which cost the
 //! same to run), write wrk's request script with real drawings, and measure the raw
-//! forward pass in-process with the same thread settings as the server.
+//! forward pass in-process: the network as loaded, then the serving copy with the server's
+//! settings (BatchNorm folded, batches split into slices, the same thread counts).
 //!
 //! ```text
 //! model-bench setup <registry dir> <lua out> <quickdraw train dir> [checkpoint dir]
@@ -15,6 +16,7 @@ use std::time::Instant;
 use anyhow::Context;
 use doodle_core::config::Architecture;
 use doodle_model::Classifier;
+use doodle_model_server::swap::ServeOptions;
 use doodle_registry::LocalRegistry;
 
 const MODEL_NAME: &str = "doodle-classifier";
@@ -98,8 +100,27 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn raw(checkpoint: &Path, iterations: usize) -> anyhow::Result<()> {
-    let classifier = Classifier::load(checkpoint)?;
+    // What the server computes: the checkpoint as loaded ("plain"), then the serving copy the
+    // configuration asks for (folded, split into slices), with the server's thread settings.
+    let serve = ServeOptions::from_settings(&doodle_core::Settings::load()?);
+    let mut classifier = Classifier::load(checkpoint)?;
     let _guard = tch::no_grad_guard();
+    time_passes("plain", &classifier, iterations)?;
+    if serve.fold_batchnorm {
+        classifier.fuse_split(serve.slices)?;
+        if serve.slices > 1 {
+            tch::set_num_threads(1);
+        }
+        time_passes(
+            &format!("served ({} slices)", serve.slices),
+            &classifier,
+            iterations,
+        )?;
+    }
+    Ok(())
+}
+
+fn time_passes(label: &str, classifier: &Classifier, iterations: usize) -> anyhow::Result<()> {
     let blank = vec![0u8; 784 * 32];
     for (batch, iters) in [(1usize, iterations * 4), (32, iterations)] {
         let input = &blank[..784 * batch];
@@ -115,7 +136,7 @@ fn raw(checkpoint: &Path, iterations: usize) -> anyhow::Result<()> {
         times.sort_by(f64::total_cmp);
         let p50 = percentile(&times, 0.5);
         println!(
-            "raw batch={batch:<3} p50={p50:.2}ms p99={:.2}ms throughput={:.0} img/s",
+            "raw {label} batch={batch:<3} p50={p50:.2}ms p99={:.2}ms throughput={:.0} img/s",
             percentile(&times, 0.99),
             batch as f64 * 1000.0 / p50
         );
