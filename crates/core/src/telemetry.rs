@@ -20,6 +20,7 @@ use crate::config::TelemetrySettings;
 #[must_use = "dropping the guard stops the log file writer"]
 pub struct TelemetryGuard {
     _file: WorkerGuard,
+    _console: WorkerGuard,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +56,15 @@ pub fn init(
         source,
     })?;
     let appender = tracing_appender::rolling::never(dir, Path::new(log_file));
-    let (file_writer, guard) = tracing_appender::non_blocking(appender);
-    init_with(settings, io::stdout, file_writer)?;
-    Ok(TelemetryGuard { _file: guard })
+    let (file_writer, file_guard) = tracing_appender::non_blocking(appender);
+    // The console too is written by a background thread: a request never waits on a slow
+    // terminal or a full pipe (past 128 000 pending lines, lines are dropped, not waited for).
+    let (console_writer, console_guard) = tracing_appender::non_blocking(io::stdout());
+    init_with(settings, console_writer, file_writer)?;
+    Ok(TelemetryGuard {
+        _file: file_guard,
+        _console: console_guard,
+    })
 }
 
 /// Install the global subscriber writing to two arbitrary sinks (tests use buffers).
