@@ -98,6 +98,14 @@ pub struct ModelSettings {
     pub threads: usize,
 }
 
+/// A libtorch thread count as configured (`model.threads`, a CLI flag): 0 means one per core.
+pub fn resolve_threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 impl Default for ModelSettings {
     fn default() -> Self {
         Self {

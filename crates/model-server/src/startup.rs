@@ -56,12 +56,7 @@ impl Application {
                 max_wait: Duration::from_millis(ms.max_wait_ms),
                 wait_under_load: Duration::from_millis(ms.wait_under_load_ms),
                 queue_capacity: ms.queue_capacity,
-                // Split batches run their slices single-threaded, the worker's included.
-                threads: if serve.slices > 1 {
-                    1
-                } else {
-                    settings.model.threads
-                },
+                threads: serve.predicting_threads(settings.model.threads),
             },
             metrics.clone(),
         );

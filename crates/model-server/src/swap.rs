@@ -86,20 +86,18 @@ impl ServeOptions {
         Self {
             fold_batchnorm: ms.fold_batchnorm,
             slices: if ms.fold_batchnorm && ms.split_batches {
-                libtorch_threads(settings.model.threads)
+                doodle_core::config::resolve_threads(settings.model.threads)
             } else {
                 1
             },
             mirror_tta: ms.mirror_tta,
         }
     }
-}
 
-/// The libtorch threads `model.threads` asks for: 0 means one per core.
-pub fn libtorch_threads(configured: usize) -> usize {
-    match configured {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+    /// libtorch threads for the thread that predicts (0: libtorch's default): one when
+    /// batches are split, so the slices do not compete for cores; else `configured`.
+    pub fn predicting_threads(&self, configured: usize) -> usize {
+        if self.slices > 1 { 1 } else { configured }
     }
 }
 
@@ -154,7 +152,7 @@ pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Resu
         created_at: meta.created_at.clone(),
         loaded_at: doodle_model::checkpoint::now_rfc3339(),
         mirror_tta: meta.tta_hflip,
-        slices: if opts.fold_batchnorm { opts.slices } else { 1 },
+        slices: classifier.forward_slices(),
     };
     Ok(LoadedModel {
         classifier,

@@ -320,6 +320,12 @@ impl Classifier {
         Ok(())
     }
 
+    /// How many slices a batch is split into at most: 1 unless [`Classifier::fuse_split`]
+    /// asked for more.
+    pub fn forward_slices(&self) -> usize {
+        self.fused.as_ref().map_or(1, FusedNetwork::slices)
+    }
+
     /// Whether [`Classifier::fuse`] has been called.
     pub fn is_fused(&self) -> bool {
         self.fused.is_some()

@@ -44,29 +44,23 @@ fn take(vars: &HashMap<String, Tensor>, name: &str) -> Result<Tensor, ModelError
         .ok_or_else(|| ModelError::Options(format!("cannot fold the network: no `{name}`")))
 }
 
-/// The same values in channels-last (NHWC) memory order, shape unchanged: tch has no
-/// memory-format argument, so the strides are made by a permuted copy.
-fn channels_last(t: &Tensor) -> Tensor {
-    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-}
-
 /// A convolution with its BatchNorm folded in, as `[Co, Ci, k, k]` weights and a bias.
 #[derive(Debug)]
-struct Folded {
+struct Conv {
     weight: Tensor,
     bias: Tensor,
     stride: i64,
     padding: i64,
 }
 
-impl Folded {
+impl Conv {
     fn new(
         vars: &HashMap<String, Tensor>,
         conv: &str,
         bn: &str,
         stride: i64,
         padding: i64,
-    ) -> Result<Folded, ModelError> {
+    ) -> Result<Conv, ModelError> {
         let weight = take(vars, &format!("{conv}.weight"))?;
         let gamma = take(vars, &format!("{bn}.weight"))?;
         let beta = take(vars, &format!("{bn}.bias"))?;
@@ -75,7 +69,7 @@ impl Folded {
         let scale = gamma / (var + BN_EPS).sqrt();
         let bias = beta - &mean * &scale;
         let weight = weight * scale.view([-1, 1, 1, 1]);
-        Ok(Folded {
+        Ok(Conv {
             weight,
             bias,
             stride,
@@ -91,24 +85,18 @@ impl Folded {
     fn out_side(&self, side: i64) -> i64 {
         (side + 2 * self.padding - self.kernel()) / self.stride + 1
     }
-}
 
-/// A convolution over large maps: NCHW shapes, channels-last memory.
-#[derive(Debug)]
-struct Conv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: i64,
-    padding: i64,
-}
-
-impl Conv {
-    fn new(f: Folded) -> Conv {
+    /// The same convolution with its weights in channels-last (NHWC) memory, for the large
+    /// maps; shape unchanged. tch has no memory-format argument, so the strides are made by a
+    /// permuted copy.
+    fn channels_last(self) -> Conv {
         Conv {
-            weight: channels_last(&f.weight),
-            bias: f.bias,
-            stride: f.stride,
-            padding: f.padding,
+            weight: self
+                .weight
+                .permute([0, 2, 3, 1])
+                .contiguous()
+                .permute([0, 3, 1, 2]),
+            ..self
         }
     }
 
@@ -142,7 +130,7 @@ enum TailOp {
 
 impl TailOp {
     /// Plan `f` for a `side`×`side` input map.
-    fn new(f: Folded, side: i64) -> TailOp {
+    fn new(f: Conv, side: i64) -> TailOp {
         let (co, ci) = (f.weight.size()[0], f.weight.size()[1]);
         let (k, out) = (f.kernel(), f.out_side(side));
         if k == 1 && f.stride == 1 && f.padding == 0 {
@@ -257,7 +245,7 @@ impl<L: Layer> Block<L> {
 }
 
 /// A block's folded convolutions (with their BatchNorm) read from `vars`, and its downsample.
-type FoldedBlock = (Vec<Folded>, Option<Folded>);
+type FoldedBlock = (Vec<Conv>, Option<Conv>);
 
 /// Fold block `p` (e.g. `layer2.0`), or `None` past the last block of its layer.
 fn fold_block(
@@ -269,7 +257,7 @@ fn fold_block(
         return Ok(None);
     }
     let conv = |i: usize, stride: i64, padding: i64| {
-        Folded::new(
+        Conv::new(
             vars,
             &format!("{p}.conv{i}"),
             &format!("{p}.bn{i}"),
@@ -285,7 +273,7 @@ fn fold_block(
         vec![conv(1, stride, 1)?, conv(2, 1, 1)?]
     };
     let downsample = if vars.contains_key(&format!("{p}.downsample.0.weight")) {
-        Some(Folded::new(
+        Some(Conv::new(
             vars,
             &format!("{p}.downsample.0"),
             &format!("{p}.downsample.1"),
@@ -314,7 +302,7 @@ struct Plan {
 impl Plan {
     fn fold(vars: &HashMap<String, Tensor>) -> Result<Plan, ModelError> {
         tch::no_grad(|| {
-            let mut stem = Folded::new(vars, "conv1", "bn1", 2, 3)?;
+            let mut stem = Conv::new(vars, "conv1", "bn1", 2, 3)?;
             stem.weight = stem.weight.sum_dim_intlist(1, true, Kind::Float);
             // The map's side after the stem and its 3×3/2 max-pool.
             let mut side = (stem.out_side(IMAGE_SIDE) + 2 - 3) / 2 + 1;
@@ -331,8 +319,8 @@ impl Plan {
                     let out = convs.iter().fold(side, |s, c| c.out_side(s));
                     if side > TAIL_SIDE {
                         blocks.push(Block {
-                            convs: convs.into_iter().map(Conv::new).collect(),
-                            downsample: downsample.map(Conv::new),
+                            convs: convs.into_iter().map(Conv::channels_last).collect(),
+                            downsample: downsample.map(Conv::channels_last),
                         });
                     } else {
                         if tail.is_empty() {
@@ -362,7 +350,7 @@ impl Plan {
                 ));
             }
             Ok(Plan {
-                stem: Conv::new(stem),
+                stem: stem.channels_last(),
                 blocks,
                 tail,
                 tail_side,
@@ -585,8 +573,8 @@ mod tests {
     use super::*;
 
     /// A random folded convolution, `[co, ci, k, k]`.
-    fn folded(co: i64, ci: i64, k: i64, stride: i64, padding: i64) -> Folded {
-        Folded {
+    fn folded(co: i64, ci: i64, k: i64, stride: i64, padding: i64) -> Conv {
+        Conv {
             weight: Tensor::randn([co, ci, k, k], (Kind::Float, tch::Device::Cpu)),
             bias: Tensor::randn([co], (Kind::Float, tch::Device::Cpu)),
             stride,

@@ -102,14 +102,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn raw(checkpoint: &Path, iterations: usize) -> anyhow::Result<()> {
     // What the server computes: the checkpoint as loaded ("plain"), then the serving copy the
     // configuration asks for (folded, split into slices), with the server's thread settings.
-    let serve = ServeOptions::from_settings(&doodle_core::Settings::load()?);
+    let settings = doodle_core::Settings::load()?;
+    let serve = ServeOptions::from_settings(&settings);
     let mut classifier = Classifier::load(checkpoint)?;
     let _guard = tch::no_grad_guard();
     time_passes("plain", &classifier, iterations)?;
     if serve.fold_batchnorm {
         classifier.fuse_split(serve.slices)?;
-        if serve.slices > 1 {
-            tch::set_num_threads(1);
+        match serve.predicting_threads(settings.model.threads) {
+            0 => {}
+            threads => tch::set_num_threads(threads as i32),
         }
         time_passes(
             &format!("served ({} slices)", serve.slices),

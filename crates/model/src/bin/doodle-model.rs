@@ -268,12 +268,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load().context("loading the configuration")?;
-    let threads = cli.threads.unwrap_or(settings.model.threads);
-    let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
+    let threads =
+        doodle_core::config::resolve_threads(cli.threads.unwrap_or(settings.model.threads));
     tch::set_num_threads(threads as i32);
     let progress = !cli.quiet;
     match cli.command {
