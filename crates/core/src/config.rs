@@ -163,9 +163,10 @@ pub struct ModelServerSettings {
     /// How long the batcher waits for more requests once one arrived (0 = never).
     pub max_wait_ms: u64,
     /// Under load — when the previous forward pass served more than one request — wait up to
-    /// this long for more before the next pass (0 = never). Concurrent clients' requests arrive
-    /// spread over a millisecond or two; waiting for them fills the batch instead of splitting
-    /// it, while a lone client never waits.
+    /// this long for more before the next pass (0 = never), but only until the batch is as
+    /// large as that pass was. Concurrent clients' requests arrive spread over a few
+    /// milliseconds (more through the backend, which shares the CPU); waiting for them fills
+    /// the batch instead of splitting it, while a lone client never waits.
     pub wait_under_load_ms: u64,
     /// Requests waiting for the model before new ones get 429.
     pub queue_capacity: usize,
@@ -179,10 +180,10 @@ pub struct ModelServerSettings {
     /// Serve from a copy of the network with BatchNorm folded into the convolutions (same
     /// answers, fewer operators; checked against the checkpoint when a version loads).
     pub fold_batchnorm: bool,
-    /// With `fold_batchnorm`: compute each forward pass of two or more images as one slice per
-    /// libtorch thread (`model.threads`), side by side, each slice single-threaded, instead of
-    /// one pass with every operator split across the threads (docs/benchmarks.md, "Model
-    /// server").
+    /// With `fold_batchnorm`: one single-threaded inference worker per libtorch thread
+    /// (`model.threads`), each taking its own batches from the queue, instead of one worker
+    /// whose every operator is split across the threads. A worker that finds the others idle
+    /// splits its pass into one slice per thread (docs/benchmarks.md, "Model server").
     pub split_batches: bool,
     /// Average each drawing's answer with its mirror image's when the checkpoint was validated
     /// that way (its metadata's `tta_hflip`). `false` answers from the drawing alone: half the
@@ -204,7 +205,7 @@ impl Default for ModelServerSettings {
             port: 5002,
             max_batch_size: 32,
             max_wait_ms: 0,
-            wait_under_load_ms: 2,
+            wait_under_load_ms: 6,
             queue_capacity: 1024,
             deadline_ms: 10_000,
             poll_interval_secs: 10,

@@ -57,6 +57,7 @@ impl Application {
                 wait_under_load: Duration::from_millis(ms.wait_under_load_ms),
                 queue_capacity: ms.queue_capacity,
                 threads: serve.predicting_threads(settings.model.threads),
+                workers: serve.workers,
             },
             metrics.clone(),
         );

@@ -74,8 +74,9 @@ impl ModelSource {
 pub struct ServeOptions {
     /// Serve from the BatchNorm-folded copy (`fold_batchnorm`).
     pub fold_batchnorm: bool,
-    /// Slices each forward pass of the folded copy is split into (1: none; `split_batches`).
-    pub slices: usize,
+    /// Inference workers, each single-threaded when there are several, and the slices a lone
+    /// worker splits its pass into (1: one worker, no slices; `split_batches`).
+    pub workers: usize,
     /// Keep the checkpoint's mirrored test-time augmentation (`mirror_tta`).
     pub mirror_tta: bool,
 }
@@ -85,7 +86,7 @@ impl ServeOptions {
         let ms = &settings.model_server;
         Self {
             fold_batchnorm: ms.fold_batchnorm,
-            slices: if ms.fold_batchnorm && ms.split_batches {
+            workers: if ms.fold_batchnorm && ms.split_batches {
                 doodle_core::config::resolve_threads(settings.model.threads)
             } else {
                 1
@@ -94,10 +95,10 @@ impl ServeOptions {
         }
     }
 
-    /// libtorch threads for the thread that predicts (0: libtorch's default): one when
-    /// batches are split, so the slices do not compete for cores; else `configured`.
+    /// libtorch threads for each worker (0: libtorch's default): one when there are several,
+    /// so they do not compete for cores; else `configured`.
     pub fn predicting_threads(&self, configured: usize) -> usize {
-        if self.slices > 1 { 1 } else { configured }
+        if self.workers > 1 { 1 } else { configured }
     }
 }
 
@@ -129,7 +130,7 @@ pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Resu
         classifier.categories().len()
     );
     if opts.fold_batchnorm {
-        classifier.fuse_split(opts.slices)?;
+        classifier.fuse_split(opts.workers)?;
         let folded = classifier.predict_proba(&warm_up)?;
         let worst = probabilities
             .iter()
@@ -153,6 +154,7 @@ pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Resu
         loaded_at: doodle_model::checkpoint::now_rfc3339(),
         mirror_tta: meta.tta_hflip,
         slices: classifier.forward_slices(),
+        workers: opts.workers,
     };
     Ok(LoadedModel {
         classifier,

@@ -1,17 +1,26 @@
-//! The inference worker: a bounded queue in front of one OS thread that owns the model.
+//! The inference workers: a bounded queue in front of OS threads that own handles to the model.
 //!
 //! Handlers [`Batcher::submit`] a [`Job`] (one request's drawings) and await its answer on a
-//! oneshot channel. The worker takes whatever is queued, up to `max_batch_size` images
+//! oneshot channel. A worker takes whatever is queued, up to `max_batch_size` images
 //! (optionally waiting `max_wait` for more), drops jobs whose client went away or whose
-//! deadline passed, runs one forward pass and answers every job. A new model arrives over a
-//! second channel and is swapped in between two batches, so no job is lost or stalled.
+//! deadline passed, runs one forward pass and answers every job.
+//!
+//! With several workers (`split_batches`, one per libtorch thread), each is single-threaded and
+//! takes its own batches from the shared queue, so under load every core runs a whole pass and
+//! no thread waits for a partner that was descheduled. A worker that finds the others idle
+//! splits its pass across their cores instead ([`doodle_model::Predictor`]), so a lone request
+//! is not slower for it.
+//!
+//! A new model arrives over a channel per worker and is swapped in between two batches, so no
+//! job is lost or stalled.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use doodle_core::ErrorChain;
-use doodle_model::Classifier;
+use doodle_model::{Classifier, ModelError, Predictor};
 use tokio::sync::oneshot;
 
 use crate::error::ServeError;
@@ -30,8 +39,10 @@ pub struct ModelInfo {
     pub loaded_at: String,
     /// Whether each drawing is answered together with its mirror image.
     pub mirror_tta: bool,
-    /// Slices each forward pass is split into (1: one pass).
+    /// Slices a forward pass is split into at most (1: one pass).
     pub slices: usize,
+    /// Inference workers taking batches side by side.
+    pub workers: usize,
 }
 
 /// A loaded, warmed-up model ready to be swapped in.
@@ -73,37 +84,52 @@ pub struct BatchConfig {
     /// The wait when the previous forward pass served more than one request (if longer).
     pub wait_under_load: Duration,
     pub queue_capacity: usize,
+    /// libtorch threads of each worker (0: libtorch's default).
     pub threads: usize,
+    /// Worker threads taking batches from the queue side by side (at least one).
+    pub workers: usize,
 }
 
 /// The handle handlers use; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     jobs: SyncSender<Job>,
-    swaps: SyncSender<LoadedModel>,
+    /// One per worker.
+    swaps: Vec<SyncSender<Installed>>,
     current: Arc<RwLock<Option<Arc<ModelInfo>>>>,
     metrics: ServerMetrics,
 }
 
 impl Batcher {
-    /// Start the worker thread.
+    /// Start the worker threads.
     pub fn start(config: BatchConfig, metrics: ServerMetrics) -> Self {
         let (jobs, job_rx) = mpsc::sync_channel(config.queue_capacity);
-        let (swaps, swap_rx) = mpsc::sync_channel(1);
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(job_rx),
+            idle: AtomicUsize::new(0),
+            workers: config.workers.max(1),
+        });
         let current = Arc::new(RwLock::new(None));
-        let worker = Worker {
-            config,
-            jobs: job_rx,
-            swaps: swap_rx,
-            current: current.clone(),
-            metrics: metrics.clone(),
-            model: None,
-            last_batch_jobs: 0,
-        };
-        std::thread::Builder::new()
-            .name("inference".into())
-            .spawn(move || worker.run())
-            .expect("spawning the inference thread. This is a bug.");
+        let swaps = (0..queue.workers)
+            .map(|index| {
+                let (swaps, swap_rx) = mpsc::sync_channel(1);
+                let worker = Worker {
+                    config,
+                    queue: queue.clone(),
+                    swaps: swap_rx,
+                    current: current.clone(),
+                    metrics: metrics.clone(),
+                    model: None,
+                    last_batch_jobs: 0,
+                    last_batch_images: 0,
+                };
+                std::thread::Builder::new()
+                    .name(format!("inference-{index}"))
+                    .spawn(move || worker.run())
+                    .expect("spawning an inference thread. This is a bug.");
+                swaps
+            })
+            .collect();
         Self {
             jobs,
             swaps,
@@ -137,24 +163,78 @@ impl Batcher {
         }
     }
 
-    /// Hand a loaded model to the worker; it is swapped in before the next batch.
+    /// Hand a loaded model to every worker; each swaps it in before its next batch. With
+    /// several workers each gets its own handle to the folded weights (the model must be
+    /// folded), and the classifier's unfolded network is freed.
     /// Blocks while a previous swap is still pending (call from a blocking context).
     pub fn swap(&self, model: LoadedModel) -> Result<(), ServeError> {
-        self.swaps
-            .send(model)
-            .map_err(|_| ServeError::Internal("the inference thread has stopped".into()))
+        let LoadedModel { classifier, info } = model;
+        let engines = if self.swaps.len() == 1 {
+            vec![Engine::Classifier(Box::new(classifier))]
+        } else {
+            (0..self.swaps.len())
+                .map(|_| classifier.predictor().map(Engine::Predictor))
+                .collect::<Result<_, ModelError>>()
+                .map_err(|err| {
+                    ServeError::Internal(format!("cannot share the model between workers: {err}"))
+                })?
+        };
+        for (swaps, engine) in self.swaps.iter().zip(engines) {
+            swaps
+                .send(Installed {
+                    engine,
+                    info: info.clone(),
+                })
+                .map_err(|_| ServeError::Internal("an inference thread has stopped".into()))?;
+        }
+        Ok(())
     }
+}
+
+/// What the workers share: the job queue, and how many of them are waiting on it.
+#[derive(Debug)]
+struct Queue {
+    /// Held by the worker that is taking a batch, so batches form one at a time.
+    jobs: Mutex<Receiver<Job>>,
+    idle: AtomicUsize,
+    workers: usize,
+}
+
+/// What one worker predicts with.
+enum Engine {
+    /// The loaded classifier itself (a single worker).
+    Classifier(Box<Classifier>),
+    /// A handle to the folded weights (one of several workers).
+    Predictor(Predictor),
+}
+
+impl Engine {
+    fn predict_proba(&self, pixels: &[u8], split: bool) -> Result<Vec<f32>, ModelError> {
+        match self {
+            // A single worker is always alone: it splits as the classifier was folded to.
+            Self::Classifier(classifier) => classifier.predict_proba(pixels),
+            Self::Predictor(p) => p.predict_proba(pixels, if split { p.slices() } else { 1 }),
+        }
+    }
+}
+
+/// A model as one worker serves it.
+struct Installed {
+    engine: Engine,
+    info: Arc<ModelInfo>,
 }
 
 struct Worker {
     config: BatchConfig,
-    jobs: Receiver<Job>,
-    swaps: Receiver<LoadedModel>,
+    queue: Arc<Queue>,
+    swaps: Receiver<Installed>,
     current: Arc<RwLock<Option<Arc<ModelInfo>>>>,
     metrics: ServerMetrics,
-    model: Option<LoadedModel>,
+    model: Option<Installed>,
     /// Requests the previous forward pass served: more than one means clients are concurrent.
     last_batch_jobs: usize,
+    /// Images the previous forward pass computed: under load, what the next one waits for.
+    last_batch_images: usize,
 }
 
 /// How often an idle worker looks for a model to swap in.
@@ -166,16 +246,29 @@ impl Worker {
             tch::set_num_threads(self.config.threads as i32);
         }
         let _guard = tch::no_grad_guard();
+        let queue = self.queue.clone();
         loop {
             self.install_pending_swap();
-            let first = match self.jobs.recv_timeout(IDLE_POLL) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
+            queue.idle.fetch_add(1, Ordering::SeqCst);
+            let batch = {
+                let jobs = queue
+                    .jobs
+                    .lock()
+                    .expect("job queue lock poisoned. This is a bug.");
+                let first = jobs.recv_timeout(IDLE_POLL);
+                queue.idle.fetch_sub(1, Ordering::SeqCst);
+                match first {
+                    Ok(job) => {
+                        self.metrics.queue_size.dec();
+                        self.collect(&jobs, job)
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             };
-            self.metrics.queue_size.dec();
-            let batch = self.collect(first);
-            self.run_batch(batch);
+            // Split the pass across the other workers' cores only while they wait for work.
+            let alone = queue.idle.load(Ordering::SeqCst) + 1 >= queue.workers;
+            self.run_batch(batch, alone);
         }
         tracing::debug!("inference thread stopping: every handle is gone");
     }
@@ -186,49 +279,63 @@ impl Worker {
         while let Ok(model) = self.swaps.try_recv() {
             newest = Some(model);
         }
-        if let Some(model) = newest {
-            let info = model.info.clone();
-            if let Some(old) = &self.model {
-                let _ = self
-                    .metrics
-                    .model_info
-                    .remove_label_values(&[&old.info.name, &old.info.version]);
-            }
-            self.metrics
-                .model_info
-                .with_label_values(&[&info.name, &info.version])
-                .set(1);
-            self.metrics.swaps.inc();
-            self.model = Some(model);
-            *self
-                .current
-                .write()
-                .expect("model info lock poisoned. This is a bug.") = Some(info.clone());
-            tracing::info!(name = %info.name, version = %info.version, "model swapped in");
+        let Some(model) = newest else { return };
+        let info = model.info.clone();
+        self.model = Some(model);
+        let mut current = self
+            .current
+            .write()
+            .expect("model info lock poisoned. This is a bug.");
+        // The first worker to take a new model announces it.
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &info)) {
+            return;
         }
+        if let Some(old) = current.as_ref() {
+            let _ = self
+                .metrics
+                .model_info
+                .remove_label_values(&[&old.name, &old.version]);
+        }
+        self.metrics
+            .model_info
+            .with_label_values(&[&info.name, &info.version])
+            .set(1);
+        self.metrics.swaps.inc();
+        *current = Some(info.clone());
+        tracing::info!(name = %info.name, version = %info.version, "model swapped in");
     }
 
-    /// Take queued jobs until the batch is full, the queue is empty and the wait is over:
-    /// `max_wait`, or `wait_under_load` when the previous pass served several requests.
-    fn collect(&mut self, first: Job) -> Vec<Job> {
+    /// Take queued jobs until the batch is full or the queue is empty and the wait is over.
+    /// The wait is `max_wait`; under load — the previous pass served several requests — it is
+    /// up to `wait_under_load` while the batch is smaller than that pass was: the clients it
+    /// answered are sending their next requests, and a full pass computes faster per image
+    /// than two fragments. Once as many have come, nothing more is waited for.
+    fn collect(&mut self, jobs: &Receiver<Job>, first: Job) -> Vec<Job> {
         let mut images = first.count;
         let mut batch = vec![first];
-        let wait = if self.last_batch_jobs > 1 {
-            self.config.max_wait.max(self.config.wait_under_load)
+        let start = Instant::now();
+        let patient_until = start + self.config.max_wait;
+        let loaded_until = start + self.config.max_wait.max(self.config.wait_under_load);
+        let expected = if self.last_batch_jobs > 1 {
+            self.last_batch_images
         } else {
-            self.config.max_wait
+            0
         };
-        let wait_until = Instant::now() + wait;
         while images < self.config.max_batch_size {
-            let next = match self.jobs.try_recv() {
+            let next = match jobs.try_recv() {
                 Ok(job) => Some(job),
                 Err(TryRecvError::Disconnected) => None,
                 Err(TryRecvError::Empty) => {
+                    let until = if images < expected {
+                        loaded_until
+                    } else {
+                        patient_until
+                    };
                     let now = Instant::now();
-                    if now >= wait_until {
+                    if now >= until {
                         None
                     } else {
-                        self.jobs.recv_timeout(wait_until - now).ok()
+                        jobs.recv_timeout(until - now).ok()
                     }
                 }
             };
@@ -238,10 +345,11 @@ impl Worker {
             batch.push(job);
         }
         self.last_batch_jobs = batch.len();
+        self.last_batch_images = images;
         batch
     }
 
-    fn run_batch(&mut self, batch: Vec<Job>) {
+    fn run_batch(&mut self, batch: Vec<Job>, alone: bool) {
         let now = Instant::now();
         let mut live = Vec::with_capacity(batch.len());
         for job in batch {
@@ -282,7 +390,7 @@ impl Worker {
         let start = Instant::now();
         let mut failure = None;
         for chunk in pixels.chunks(self.config.max_batch_size * doodle_core::image::PIXELS) {
-            match model.classifier.predict_proba(chunk) {
+            match model.engine.predict_proba(chunk, alone) {
                 Ok(p) => {
                     self.metrics
                         .batch_size
@@ -335,15 +443,28 @@ mod tests {
                 wait_under_load: Duration::from_millis(wait_under_load_ms),
                 queue_capacity: 64,
                 threads: 1,
+                workers: 1,
             },
-            jobs: job_rx,
+            queue: Arc::new(Queue {
+                jobs: Mutex::new(job_rx),
+                idle: AtomicUsize::new(0),
+                workers: 1,
+            }),
             swaps: swap_rx,
             current: Arc::new(RwLock::new(None)),
             metrics: ServerMetrics::register(&doodle_core::metrics::Metrics::new()),
             model: None,
             last_batch_jobs: 0,
+            last_batch_images: 0,
         };
         (jobs, worker)
+    }
+
+    /// What the worker batches with `first` (holding the queue, as `run` does).
+    fn take(w: &mut Worker, first: Job) -> Vec<Job> {
+        let queue = w.queue.clone();
+        let jobs = queue.jobs.lock().unwrap();
+        w.collect(&jobs, first)
     }
 
     fn job() -> Job {
@@ -372,7 +493,7 @@ mod tests {
         let (jobs, mut w) = worker(0, 10_000);
         let straggler = later(&jobs, Duration::from_millis(300));
         let started = Instant::now();
-        assert_eq!(w.collect(job()).len(), 1);
+        assert_eq!(take(&mut w, job()).len(), 1);
         assert!(started.elapsed() < Duration::from_millis(300));
         straggler.join().unwrap();
     }
@@ -382,10 +503,10 @@ mod tests {
         let (jobs, mut w) = worker(0, 1_000);
         jobs.send(job()).unwrap();
         // Both were queued: one pass of two, no waiting (the previous pass had none before it).
-        assert_eq!(w.collect(job()).len(), 2);
+        assert_eq!(take(&mut w, job()).len(), 2);
         // Under load now: a request arriving 100 ms later joins the next pass.
         let straggler = later(&jobs, Duration::from_millis(100));
-        let batch = w.collect(job());
+        let batch = take(&mut w, job());
         straggler.join().unwrap();
         assert_eq!(batch.len(), 2);
         // That pass held two, so the wait still applies; it ends when the batch is full.
@@ -393,17 +514,39 @@ mod tests {
         jobs.send(job()).unwrap();
         jobs.send(job()).unwrap();
         let started = Instant::now();
-        assert_eq!(w.collect(job()).len(), 3);
+        assert_eq!(take(&mut w, job()).len(), 3);
         assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[test]
+    fn under_load_a_pass_waits_only_until_it_is_as_large_as_the_previous_one() {
+        let (jobs, mut w) = worker(0, 10_000);
+        jobs.send(job()).unwrap();
+        jobs.send(job()).unwrap();
+        assert_eq!(take(&mut w, job()).len(), 3);
+        // Three came last time: two are queued, the third comes 100 ms later and is waited for.
+        jobs.send(job()).unwrap();
+        let third = later(&jobs, Duration::from_millis(100));
+        let batch = take(&mut w, job());
+        third.join().unwrap();
+        assert_eq!(batch.len(), 3);
+        // Three are queued now and a fourth would come in 300 ms: the pass does not wait for it.
+        jobs.send(job()).unwrap();
+        jobs.send(job()).unwrap();
+        let fourth = later(&jobs, Duration::from_millis(300));
+        let started = Instant::now();
+        assert_eq!(take(&mut w, job()).len(), 3);
+        assert!(started.elapsed() < Duration::from_millis(300));
+        fourth.join().unwrap();
     }
 
     #[test]
     fn with_no_wait_under_load_a_busy_worker_takes_only_what_is_queued() {
         let (jobs, mut w) = worker(0, 0);
         jobs.send(job()).unwrap();
-        assert_eq!(w.collect(job()).len(), 2);
+        assert_eq!(take(&mut w, job()).len(), 2);
         let straggler = later(&jobs, Duration::from_millis(300));
-        assert_eq!(w.collect(job()).len(), 1);
+        assert_eq!(take(&mut w, job()).len(), 1);
         straggler.join().unwrap();
     }
 }

@@ -281,16 +281,7 @@ impl Classifier {
     /// Softmax probabilities, `n × C` row-major, for `pixels` = `n × 784` bytes (0 = background,
     /// 255 = ink). Eval mode, no gradients.
     pub fn predict_proba(&self, pixels: &[u8]) -> Result<Vec<f32>, ModelError> {
-        if pixels.is_empty() {
-            return Err(ModelError::Input("no drawings given".into()));
-        }
-        if !pixels.len().is_multiple_of(IMAGE_PIXELS) {
-            return Err(ModelError::Input(format!(
-                "{} bytes is not a whole number of 784-byte drawings",
-                pixels.len()
-            )));
-        }
-        let probs = self.proba_tensor(&input::to_tensor(pixels));
+        let probs = self.proba_tensor(&input_tensor(pixels)?);
         Ok(Vec::<f32>::try_from(probs.flatten(0, -1))?)
     }
 
@@ -324,6 +315,18 @@ impl Classifier {
     /// asked for more.
     pub fn forward_slices(&self) -> usize {
         self.fused.as_ref().map_or(1, FusedNetwork::slices)
+    }
+
+    /// Another handle to the folded copy's weights ([`Classifier::fuse`] first) that predicts
+    /// on another thread, at the same time as this classifier and other handles, with no copy.
+    pub fn predictor(&self) -> Result<Predictor, ModelError> {
+        let fused = self.fused.as_ref().ok_or_else(|| {
+            ModelError::Options("only a folded classifier hands out predictors".into())
+        })?;
+        Ok(Predictor {
+            fused: fused.handle()?,
+            hflip: self.metadata.tta_hflip,
+        })
     }
 
     /// Whether [`Classifier::fuse`] has been called.
@@ -425,6 +428,43 @@ fn write_through_temp(
 
 /// Softmax of the logits, averaged with the mirrored input's when `hflip` is set (both in one
 /// forward pass of twice the batch: cheaper than two passes at small batch sizes).
+/// A thread's own handle to a folded classifier's weights ([`Classifier::predictor`]).
+#[derive(Debug)]
+pub struct Predictor {
+    fused: FusedNetwork,
+    hflip: bool,
+}
+
+impl Predictor {
+    /// [`Classifier::predict_proba`], computed in at most `slices` slices side by side (1: on
+    /// the calling thread alone; see [`FusedNetwork::split_across`]).
+    pub fn predict_proba(&self, pixels: &[u8], slices: usize) -> Result<Vec<f32>, ModelError> {
+        let xs = input_tensor(pixels)?;
+        let probs =
+            tch::no_grad(|| softmax_tta(|x| self.fused.logits_in(x, slices), &xs, self.hflip));
+        Ok(Vec::<f32>::try_from(probs.flatten(0, -1))?)
+    }
+
+    /// How many slices a pass may be split into.
+    pub fn slices(&self) -> usize {
+        self.fused.slices()
+    }
+}
+
+/// `n × 784` drawing bytes as the network's input, or why they are not.
+fn input_tensor(pixels: &[u8]) -> Result<Tensor, ModelError> {
+    if pixels.is_empty() {
+        return Err(ModelError::Input("no drawings given".into()));
+    }
+    if !pixels.len().is_multiple_of(IMAGE_PIXELS) {
+        return Err(ModelError::Input(format!(
+            "{} bytes is not a whole number of 784-byte drawings",
+            pixels.len()
+        )));
+    }
+    Ok(input::to_tensor(pixels))
+}
+
 pub(crate) fn probabilities(net: &Network, xs: &Tensor, hflip: bool) -> Tensor {
     softmax_tta(|x| net.logits(x, false), xs, hflip)
 }

@@ -529,6 +529,16 @@ impl FusedNetwork {
         self.helpers.len() + 1
     }
 
+    /// Another handle to the same folded weights (no copy), with helper threads of its own for
+    /// as many slices, so another thread can predict with it at the same time.
+    pub fn handle(&self) -> Result<FusedNetwork, ModelError> {
+        FusedNetwork {
+            plan: self.plan.shallow_clone(),
+            helpers: Vec::new(),
+        }
+        .split_across(self.slices())
+    }
+
     /// Logits of `n × 1 × 28 × 28` inputs (from [`crate::input::to_tensor`]). Call under
     /// `tch::no_grad`.
     ///
@@ -536,8 +546,16 @@ impl FusedNetwork {
     /// If the map reaching the tail is not the one [`IMAGE_SIDE`]-square drawings make there,
     /// or a helper thread's forward pass panicked.
     pub fn logits(&self, xs: &Tensor) -> Tensor {
+        self.logits_in(xs, self.slices())
+    }
+
+    /// [`FusedNetwork::logits`] in at most `slices` slices (1: on the calling thread alone).
+    ///
+    /// # Panics
+    /// As [`FusedNetwork::logits`].
+    pub fn logits_in(&self, xs: &Tensor, slices: usize) -> Tensor {
         let n = xs.size()[0];
-        let slices = (self.slices() as i64).min(n);
+        let slices = (slices.min(self.slices()) as i64).min(n);
         if slices <= 1 {
             return self.plan.logits(xs);
         }

@@ -24,7 +24,7 @@ pub mod plot;
 mod rng;
 pub mod train;
 
-pub use checkpoint::{Classifier, Metadata, save_untrained};
+pub use checkpoint::{Classifier, Metadata, Predictor, save_untrained};
 pub use data::Dataset;
 pub use error::ModelError;
 pub use evaluate::Evaluation;

@@ -270,6 +270,54 @@ fn the_folded_network_answers_what_the_network_does() {
 }
 
 #[test]
+fn predictors_answer_what_the_classifier_does_from_other_threads_at_once() {
+    tch::manual_seed(8);
+    let mut model =
+        Classifier::new_untrained(Architecture::Resnet18, &names(&["a", "b", "c"])).unwrap();
+    perturb_batchnorm(&model);
+    model.metadata_mut().tta_hflip = true;
+    let err = model.predictor().unwrap_err().to_string();
+    assert!(
+        err.contains("folded"),
+        "an unfolded classifier refuses: {err}"
+    );
+    model.fuse_split(2).unwrap();
+    let px = drawings(5, 21);
+    let want = model.predict_proba(&px).unwrap();
+    let mut predictors: Vec<_> = (0..4).map(|_| model.predictor().unwrap()).collect();
+    assert!(predictors.iter().all(|p| p.slices() == 2));
+    let kept = predictors.pop().unwrap();
+    // The classifier goes away: the handles keep the weights alive.
+    drop(model);
+    let answers: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
+        let running: Vec<_> = predictors
+            .into_iter()
+            .map(|p| {
+                let px = &px;
+                s.spawn(move || {
+                    tch::set_num_threads(1);
+                    (0..3)
+                        .map(|i| p.predict_proba(px, 1 + i % 2).unwrap())
+                        .collect()
+                })
+            })
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for got in answers.iter().flatten() {
+        let worst = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert_eq!(got.len(), want.len());
+        assert!(worst < 1e-5, "a predictor differs by {worst}");
+    }
+    assert!(kept.predict_proba(&px[..100], 1).is_err());
+    assert_eq!(kept.predict_proba(&px, 1).unwrap().len(), want.len());
+}
+
+#[test]
 fn zero_init_residual_zeroes_the_last_batchnorm_of_every_block() {
     for (arch, blocks, last) in [
         (Architecture::Resnet18, 8, "bn2"),

@@ -2,7 +2,8 @@
 //! deployed base model if there is one, else freshly initialised weights, which cost the
 //! same to run), write wrk's request script with real drawings, and measure the raw
 //! forward pass in-process: the network as loaded, then the serving copy with the server's
-//! settings (BatchNorm folded, batches split into slices, the same thread counts).
+//! settings (BatchNorm folded, the same workers and thread counts): one pass at a time, split
+//! as a lone worker splits it, and every worker running its own passes at once, as under load.
 //!
 //! ```text
 //! model-bench setup <registry dir> <lua out> <quickdraw train dir> [checkpoint dir]
@@ -108,17 +109,75 @@ fn raw(checkpoint: &Path, iterations: usize) -> anyhow::Result<()> {
     let _guard = tch::no_grad_guard();
     time_passes("plain", &classifier, iterations)?;
     if serve.fold_batchnorm {
-        classifier.fuse_split(serve.slices)?;
-        match serve.predicting_threads(settings.model.threads) {
-            0 => {}
-            threads => tch::set_num_threads(threads as i32),
+        classifier.fuse_split(serve.workers)?;
+        let threads = serve.predicting_threads(settings.model.threads);
+        if threads > 0 {
+            tch::set_num_threads(threads as i32);
         }
         time_passes(
-            &format!("served ({} slices)", serve.slices),
+            &format!("served alone ({} slices)", classifier.forward_slices()),
             &classifier,
             iterations,
         )?;
+        if serve.workers > 1 {
+            time_workers(&classifier, serve.workers, threads, iterations)?;
+        }
     }
+    Ok(())
+}
+
+/// Every worker running unsplit batch-32 passes at once, each on its own thread: the
+/// server's throughput ceiling under load.
+fn time_workers(
+    classifier: &Classifier,
+    workers: usize,
+    threads: usize,
+    iterations: usize,
+) -> anyhow::Result<()> {
+    let input = vec![0u8; 784 * 32];
+    let predictors = (0..workers)
+        .map(|_| classifier.predictor())
+        .collect::<Result<Vec<_>, _>>()?;
+    // Each thread warms up, then all start timing together.
+    let ready = std::sync::Barrier::new(workers + 1);
+    let (mut times, wall) = std::thread::scope(|s| -> anyhow::Result<(Vec<f64>, f64)> {
+        let running: Vec<_> = predictors
+            .into_iter()
+            .map(|p| {
+                let (input, ready) = (&input, &ready);
+                s.spawn(move || -> anyhow::Result<Vec<f64>> {
+                    if threads > 0 {
+                        tch::set_num_threads(threads as i32);
+                    }
+                    let _guard = tch::no_grad_guard();
+                    let warm = (0..3).try_for_each(|_| p.predict_proba(input, 1).map(drop));
+                    ready.wait(); // even after a failure, or the others would wait forever
+                    warm?;
+                    (0..iterations)
+                        .map(|_| {
+                            let start = Instant::now();
+                            p.predict_proba(input, 1)?;
+                            Ok(start.elapsed().as_secs_f64() * 1000.0)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        let mut all = Vec::new();
+        for t in running {
+            all.extend(t.join().expect("a bench thread panicked")?);
+        }
+        Ok((all, start.elapsed().as_secs_f64()))
+    })?;
+    times.sort_by(f64::total_cmp);
+    println!(
+        "raw served ({workers} workers at once) batch=32  p50={:.2}ms p99={:.2}ms throughput={:.0} img/s",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        (32 * times.len()) as f64 / wall
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use doodle_model_server::test_support::{self, TEST_CATEGORIES};
 use serde_json::{Value, json};
 
-use crate::helpers::{b64, drawings, get, metrics, post_json};
+use crate::helpers::{b64, client, drawings, get, metrics, post_json};
 
 fn png_b64(pixels: &[u8]) -> String {
     let pixels: [u8; 784] = pixels.try_into().unwrap();
@@ -158,12 +158,20 @@ async fn the_batchnorm_folded_network_answers_what_the_checkpoint_does() {
     // threads, splits each batch into two single-threaded slices; the other does neither.
     let folded = test_support::spawn_with(|s| s.model.threads = 2, true).await;
     let plain = test_support::spawn_with(|s| s.model_server.fold_batchnorm = false, true).await;
-    let slices = |model: Value| model["forward_slices"].as_u64().unwrap();
+    let shape = |model: Value| {
+        (
+            model["forward_slices"].as_u64().unwrap(),
+            model["inference_workers"].as_u64().unwrap(),
+        )
+    };
     assert_eq!(
-        slices(get(&folded, "/model").await.json().await.unwrap()),
-        2
+        shape(get(&folded, "/model").await.json().await.unwrap()),
+        (2, 2)
     );
-    assert_eq!(slices(get(&plain, "/model").await.json().await.unwrap()), 1);
+    assert_eq!(
+        shape(get(&plain, "/model").await.json().await.unwrap()),
+        (1, 1)
+    );
     // Five drawings: slices of three and two.
     let body = json!({
         "inputs": drawings(5).iter().map(|d| b64(d)).collect::<Vec<_>>(),
@@ -187,5 +195,22 @@ async fn the_batchnorm_folded_network_answers_what_the_checkpoint_does() {
             let (sx, sy) = (gx["score"].as_f64().unwrap(), gy["score"].as_f64().unwrap());
             assert!((sx - sy).abs() < 1e-4, "folded {sx} vs plain {sy}");
         }
+    }
+    // Concurrent single drawings, taken by both workers side by side: each gets its own answer.
+    let one = |d: &[u8]| json!({"inputs": b64(d), "params": {"top_k": 1}});
+    let requests: Vec<_> = drawings(12)
+        .iter()
+        .map(|d| tokio::spawn(client().post(&folded.url).json(&one(d)).send()))
+        .collect();
+    for (d, r) in drawings(12).iter().zip(requests) {
+        let got: Value = r.await.unwrap().unwrap().json().await.unwrap();
+        let want: Value = post_json(&plain, &one(d)).await.json().await.unwrap();
+        let (g, w) = (
+            &got["predictions"][0]["top_k"][0],
+            &want["predictions"][0]["top_k"][0],
+        );
+        assert_eq!(g["label"], w["label"]);
+        let (sg, sw) = (g["score"].as_f64().unwrap(), w["score"].as_f64().unwrap());
+        assert!((sg - sw).abs() < 1e-4, "worker answer {sg} vs plain {sw}");
     }
 }

@@ -12,7 +12,19 @@ use crate::scoring::metric_value;
 
 #[tokio::test]
 async fn a_hot_swap_under_concurrent_load_loses_no_request() {
-    let server = test_support::spawn().await;
+    hot_swap_under_load(1).await;
+}
+
+#[tokio::test]
+async fn a_hot_swap_reaches_every_inference_worker() {
+    // Two libtorch threads: two single-threaded workers, each with its own handle to swap.
+    hot_swap_under_load(2).await;
+}
+
+async fn hot_swap_under_load(threads: usize) {
+    let server = test_support::spawn_with(|s| s.model.threads = threads, true).await;
+    let model: serde_json::Value = get(&server, "/model").await.json().await.unwrap();
+    assert_eq!(model["inference_workers"], threads);
     let stop = Arc::new(AtomicBool::new(false));
     let body = json!({"inputs": b64(&drawings(1)[0])});
     let mut clients = Vec::new();
@@ -59,11 +71,23 @@ async fn a_hot_swap_under_concurrent_load_loses_no_request() {
         all.iter().any(|v| v == "1") && all.iter().any(|v| v == "2"),
         "{all:?}"
     );
-    // Once 2 is served, 1 never comes back.
-    let first_two = all.iter().position(|v| v == "2").unwrap();
+    // Every worker took version 2 (a pass already running when the swap arrived may have
+    // ended on version 1): concurrent requests, which keep every worker busy, all get 2.
+    for _ in 0..3 {
+        let requests: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(client().post(&server.url).json(&body).send()))
+            .collect();
+        for r in requests {
+            let r = r.await.unwrap().unwrap();
+            assert_eq!(
+                r.headers()["x-model-version"],
+                "2",
+                "a worker still serves 1"
+            );
+        }
+    }
     let model: serde_json::Value = get(&server, "/model").await.json().await.unwrap();
     assert_eq!(model["version"], "2");
-    assert!(first_two > 0);
     let text = metrics(&server).await;
     assert!(
         text.contains("doodle_model_info{name=\"doodle-classifier\",version=\"2\"} 1"),
@@ -135,7 +159,7 @@ fn mirror_tta_follows_the_checkpoint_unless_turned_off() {
             &deployed,
             ServeOptions {
                 fold_batchnorm: false,
-                slices: 1,
+                workers: 1,
                 mirror_tta,
             },
         )
