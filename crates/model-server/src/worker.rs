@@ -239,6 +239,8 @@ struct Worker {
 
 /// How often an idle worker looks for a model to swap in.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// How long a worker without a model waits for its handle once another worker has announced one.
+const FIRST_MODEL_WAIT: Duration = Duration::from_secs(5);
 
 impl Worker {
     fn run(mut self) {
@@ -266,6 +268,8 @@ impl Worker {
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             };
+            // A model that arrived while this worker waited for the batch serves it.
+            self.install_pending_swap();
             // Split the pass across the other workers' cores only while they wait for work.
             let alone = queue.idle.load(Ordering::SeqCst) + 1 >= queue.workers;
             self.run_batch(batch, alone);
@@ -273,11 +277,24 @@ impl Worker {
         tracing::debug!("inference thread stopping: every handle is gone");
     }
 
+    /// Whether a model has been announced (by any worker).
+    fn announced(&self) -> bool {
+        self.current
+            .read()
+            .expect("model info lock poisoned. This is a bug.")
+            .is_some()
+    }
+
     fn install_pending_swap(&mut self) {
         // Only the newest pending model matters.
         let mut newest = None;
         while let Ok(model) = self.swaps.try_recv() {
             newest = Some(model);
+        }
+        if newest.is_none() && self.model.is_none() && self.announced() {
+            // Another worker announced the first model, so this worker's handle is on its way
+            // (`Batcher::swap` sends to every worker): wait for it rather than answer "no model".
+            newest = self.swaps.recv_timeout(FIRST_MODEL_WAIT).ok();
         }
         let Some(model) = newest else { return };
         let info = model.info.clone();
@@ -538,6 +555,44 @@ mod tests {
         assert_eq!(take(&mut w, job()).len(), 3);
         assert!(started.elapsed() < Duration::from_millis(300));
         fourth.join().unwrap();
+    }
+
+    #[test]
+    fn a_worker_without_a_model_waits_for_its_handle_once_another_announced_one() {
+        let (_jobs, mut w) = worker(0, 0);
+        let (swaps, swap_rx) = mpsc::sync_channel(1);
+        w.swaps = swap_rx;
+        // Nothing announced: nothing to wait for.
+        let started = Instant::now();
+        w.install_pending_swap();
+        assert!(w.model.is_none() && started.elapsed() < Duration::from_millis(500));
+        // Another worker announced version 1; this worker's handle comes 200 ms later.
+        let cats = vec!["a".to_owned(), "b".to_owned()];
+        let classifier =
+            Classifier::new_untrained(doodle_core::config::Architecture::Resnet18, &cats).unwrap();
+        let info = Arc::new(ModelInfo {
+            name: "m".into(),
+            version: "1".into(),
+            categories: cats.into(),
+            architecture: "resnet18".into(),
+            val_accuracy: None,
+            val_top3: None,
+            created_at: String::new(),
+            loaded_at: String::new(),
+            mirror_tta: false,
+            slices: 1,
+            workers: 2,
+        });
+        *w.current.write().unwrap() = Some(info.clone());
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let engine = Engine::Classifier(Box::new(classifier));
+            swaps.send(Installed { engine, info }).unwrap();
+        });
+        w.install_pending_swap();
+        sender.join().unwrap();
+        let installed = w.model.as_ref().expect("the worker waited for its handle");
+        assert_eq!(installed.info.version, "1");
     }
 
     #[test]
