@@ -4,7 +4,7 @@
 //! `dashboard_backend.log`, `pipeline_orchestrator.log`, `stage1.log` … `stage7.log`);
 //! the folder is `telemetry.log_dir`. Both sinks carry timestamps and levels.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -59,18 +59,22 @@ pub fn init(
     let (file_writer, file_guard) = tracing_appender::non_blocking(appender);
     // The console too is written by a background thread: a request never waits on a slow
     // terminal or a full pipe (past 128 000 pending lines, lines are dropped, not waited for).
+    // Colours only for a terminal: a pipe, a file or `docker logs` would get escape codes.
+    let console_ansi = io::stdout().is_terminal();
     let (console_writer, console_guard) = tracing_appender::non_blocking(io::stdout());
-    init_with(settings, console_writer, file_writer)?;
+    init_with(settings, console_writer, console_ansi, file_writer)?;
     Ok(TelemetryGuard {
         _file: file_guard,
         _console: console_guard,
     })
 }
 
-/// Install the global subscriber writing to two arbitrary sinks (tests use buffers).
+/// Install the global subscriber writing to two arbitrary sinks, the console's text lines in
+/// colour when `console_ansi` (the file's never).
 pub fn init_with<A, B>(
     settings: &TelemetrySettings,
     console: A,
+    console_ansi: bool,
     file: B,
 ) -> Result<(), TelemetryError>
 where
@@ -91,7 +95,11 @@ where
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(console))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(console_ansi)
+                    .with_writer(console),
+            )
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)

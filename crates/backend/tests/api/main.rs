@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod console;
 mod health;
 mod invocations;
 mod metrics;
