@@ -505,14 +505,27 @@ mod tests {
         })
     }
 
+    /// The size of the batch `take` forms while one more job would come only `after` from now,
+    /// checking that it did not wait for that job.
+    fn take_without_waiting(w: &mut Worker, jobs: &SyncSender<Job>, after: Duration) -> usize {
+        let straggler = later(jobs, after);
+        let started = Instant::now();
+        let size = take(w, job()).len();
+        assert!(
+            started.elapsed() < after,
+            "the batch waited for the straggler"
+        );
+        straggler.join().unwrap();
+        size
+    }
+
     #[test]
     fn a_lone_client_never_waits_for_company() {
         let (jobs, mut w) = worker(0, 10_000);
-        let straggler = later(&jobs, Duration::from_millis(300));
-        let started = Instant::now();
-        assert_eq!(take(&mut w, job()).len(), 1);
-        assert!(started.elapsed() < Duration::from_millis(300));
-        straggler.join().unwrap();
+        assert_eq!(
+            take_without_waiting(&mut w, &jobs, Duration::from_millis(300)),
+            1
+        );
     }
 
     #[test]
@@ -550,11 +563,10 @@ mod tests {
         // Three are queued now and a fourth would come in 300 ms: the pass does not wait for it.
         jobs.send(job()).unwrap();
         jobs.send(job()).unwrap();
-        let fourth = later(&jobs, Duration::from_millis(300));
-        let started = Instant::now();
-        assert_eq!(take(&mut w, job()).len(), 3);
-        assert!(started.elapsed() < Duration::from_millis(300));
-        fourth.join().unwrap();
+        assert_eq!(
+            take_without_waiting(&mut w, &jobs, Duration::from_millis(300)),
+            3
+        );
     }
 
     #[test]
