@@ -154,7 +154,6 @@ pub fn load(name: &str, deployed: &Deployed, opts: ServeOptions) -> anyhow::Resu
         loaded_at: doodle_model::checkpoint::now_rfc3339(),
         mirror_tta: meta.tta_hflip,
         slices: classifier.forward_slices(),
-        workers: opts.workers,
     };
     Ok(LoadedModel {
         classifier,

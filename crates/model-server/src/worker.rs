@@ -41,8 +41,6 @@ pub struct ModelInfo {
     pub mirror_tta: bool,
     /// Slices a forward pass is split into at most (1: one pass).
     pub slices: usize,
-    /// Inference workers taking batches side by side.
-    pub workers: usize,
 }
 
 /// A loaded, warmed-up model ready to be swapped in.
@@ -146,6 +144,11 @@ impl Batcher {
             .clone()
     }
 
+    /// Worker threads taking batches side by side.
+    pub fn workers(&self) -> usize {
+        self.swaps.len()
+    }
+
     /// Queue a job, or refuse at once when no model is loaded or the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), ServeError> {
         if self.current().is_none() {
@@ -169,10 +172,10 @@ impl Batcher {
     /// Blocks while a previous swap is still pending (call from a blocking context).
     pub fn swap(&self, model: LoadedModel) -> Result<(), ServeError> {
         let LoadedModel { classifier, info } = model;
-        let engines = if self.swaps.len() == 1 {
+        let engines = if self.workers() == 1 {
             vec![Engine::Classifier(Box::new(classifier))]
         } else {
-            (0..self.swaps.len())
+            (0..self.workers())
                 .map(|_| classifier.predictor().map(Engine::Predictor))
                 .collect::<Result<_, ModelError>>()
                 .map_err(|err| {
@@ -250,7 +253,6 @@ impl Worker {
         let _guard = tch::no_grad_guard();
         let queue = self.queue.clone();
         loop {
-            self.install_pending_swap();
             queue.idle.fetch_add(1, Ordering::SeqCst);
             let batch = {
                 let jobs = queue
@@ -264,7 +266,11 @@ impl Worker {
                         self.metrics.queue_size.dec();
                         self.collect(&jobs, job)
                     }
-                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Timeout) => {
+                        drop(jobs);
+                        self.install_pending_swap();
+                        continue;
+                    }
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             };
@@ -593,7 +599,6 @@ mod tests {
             loaded_at: String::new(),
             mirror_tta: false,
             slices: 1,
-            workers: 2,
         });
         *w.current.write().unwrap() = Some(info.clone());
         let sender = std::thread::spawn(move || {

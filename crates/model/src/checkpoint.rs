@@ -426,8 +426,6 @@ fn write_through_temp(
     written
 }
 
-/// Softmax of the logits, averaged with the mirrored input's when `hflip` is set (both in one
-/// forward pass of twice the batch: cheaper than two passes at small batch sizes).
 /// A thread's own handle to a folded classifier's weights ([`Classifier::predictor`]).
 #[derive(Debug)]
 pub struct Predictor {
@@ -465,6 +463,8 @@ fn input_tensor(pixels: &[u8]) -> Result<Tensor, ModelError> {
     Ok(input::to_tensor(pixels))
 }
 
+/// Softmax of the logits, averaged with the mirrored input's when `hflip` is set (both in one
+/// forward pass of twice the batch: cheaper than two passes at small batch sizes).
 pub(crate) fn probabilities(net: &Network, xs: &Tensor, hflip: bool) -> Tensor {
     softmax_tta(|x| net.logits(x, false), xs, hflip)
 }

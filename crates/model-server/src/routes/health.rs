@@ -53,7 +53,7 @@ pub async fn model(State(state): State<AppState>) -> Response {
             "loaded_at": info.loaded_at,
             "mirror_tta": info.mirror_tta,
             "forward_slices": info.slices,
-            "inference_workers": info.workers,
+            "inference_workers": state.batcher.workers(),
         }))
         .into_response(),
         None => ServeError::NoModel.into_response(),
