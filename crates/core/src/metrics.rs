@@ -8,7 +8,7 @@
 //!     .layer(axum::middleware::from_fn_with_state(metrics.http().clone(), doodle_core::metrics::track_http));
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -124,27 +124,51 @@ impl Default for Metrics {
     }
 }
 
-/// Middleware: count and time every request by route template, method and status.
-pub async fn track_http(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
+impl HttpMetrics {
+    /// One request more in flight, until the guard is dropped.
+    pub fn start(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Count an answered request and its latency. `route` is the route template, or
+    /// [`UNMATCHED_ROUTE`]: raw paths would make the label set unbounded.
+    pub fn record(&self, route: &str, method: &str, status: StatusCode, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.duration
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// A request in flight; dropping it (answered, or cancelled by the client) counts it out.
+#[derive(Debug)]
+#[must_use = "the request counts as in flight only while this guard lives"]
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The route label of a request: its route template, or [`UNMATCHED_ROUTE`].
+pub fn route_label(req: &Request) -> &str {
+    req.extensions()
         .get::<MatchedPath>()
         .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
-    let method = req.method().as_str().to_owned();
-    metrics.in_flight.inc();
+}
+
+/// Middleware: count and time every request by route template, method and status.
+pub async fn track_http(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
+    let route = route_label(&req).to_owned();
+    let method = req.method().clone();
+    let _in_flight = metrics.start();
     let start = Instant::now();
     let response = next.run(req).await;
-    let elapsed = start.elapsed().as_secs_f64();
-    metrics.in_flight.dec();
-    metrics
-        .requests
-        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
-        .inc();
-    metrics
-        .duration
-        .with_label_values(&[route.as_str(), method.as_str()])
-        .observe(elapsed);
+    metrics.record(&route, method.as_str(), response.status(), start.elapsed());
     response
 }
 
@@ -238,6 +262,22 @@ mod tests {
             text.contains("doodle_http_requests_in_flight 1"),
             "the scrape itself is in flight: {text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_the_client_gave_up_on_is_not_left_in_flight() {
+        let metrics = Metrics::new();
+        let app = Router::new()
+            .route("/never", get(std::future::pending::<&'static str>))
+            .layer(axum::middleware::from_fn_with_state(
+                metrics.http().clone(),
+                track_http,
+            ));
+        let request = app.oneshot(Request::get("/never").body(Body::empty()).unwrap());
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), request).await;
+        assert!(gave_up.is_err(), "the handler never answers");
+        let text = metrics.render();
+        assert!(text.contains("doodle_http_requests_in_flight 0"), "{text}");
     }
 
     #[test]
