@@ -4,9 +4,10 @@
 //! `dashboard_backend.log`, `pipeline_orchestrator.log`, `stage1.log` … `stage7.log`);
 //! the folder is `telemetry.log_dir`. Both sinks carry timestamps and levels.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::Path;
 
+use tracing::Subscriber;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -15,12 +16,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::TelemetrySettings;
 
-/// Keeps the background log writer alive; drop it last (at the end of `main`) to flush.
+/// Keeps the background log writers alive; drop it last (at the end of `main`) to flush.
 #[derive(Debug)]
-#[must_use = "dropping the guard stops the log file writer"]
+#[must_use = "dropping the guard stops the log writers"]
 pub struct TelemetryGuard {
-    _file: WorkerGuard,
-    _console: WorkerGuard,
+    _writers: Vec<WorkerGuard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,11 @@ fn filter(settings: &TelemetrySettings) -> Result<EnvFilter, TelemetryError> {
 }
 
 /// Install the global subscriber: stdout plus `<log_dir>/<log_file>`.
+///
+/// Both are written by a background thread: a request never waits on a slow terminal, a full
+/// pipe or the disk (past 128 000 pending lines, lines are dropped, not waited for). That thread
+/// writes through a buffer it flushes whenever it has caught up, so a burst of lines costs one
+/// write per sink, and a quiet service's lines still appear at once.
 pub fn init(
     log_file: &str,
     settings: &TelemetrySettings,
@@ -55,60 +60,116 @@ pub fn init(
         path: dir.display().to_string(),
         source,
     })?;
-    let appender = tracing_appender::rolling::never(dir, Path::new(log_file));
-    let (file_writer, file_guard) = tracing_appender::non_blocking(appender);
-    // The console too is written by a background thread: a request never waits on a slow
-    // terminal or a full pipe (past 128 000 pending lines, lines are dropped, not waited for).
+    let file = BufWriter::new(tracing_appender::rolling::never(dir, Path::new(log_file)));
+    let console = BufWriter::new(io::stdout());
     // Colours only for a terminal: a pipe, a file or `docker logs` would get escape codes.
-    let console_ansi = io::stdout().is_terminal();
-    let (console_writer, console_guard) = tracing_appender::non_blocking(io::stdout());
-    init_with(settings, console_writer, console_ansi, file_writer)?;
-    Ok(TelemetryGuard {
-        _file: file_guard,
-        _console: console_guard,
-    })
+    if settings.json || !io::stdout().is_terminal() {
+        let (both, guard) = tracing_appender::non_blocking(Both(console, file));
+        subscriber::<_, fn() -> io::Sink>(settings, Sinks::Same(both))?
+            .try_init()
+            .map_err(|_| TelemetryError::AlreadyInstalled)?;
+        Ok(TelemetryGuard {
+            _writers: vec![guard],
+        })
+    } else {
+        let (console, console_guard) = tracing_appender::non_blocking(console);
+        let (file, file_guard) = tracing_appender::non_blocking(file);
+        subscriber(settings, Sinks::Coloured { console, file })?
+            .try_init()
+            .map_err(|_| TelemetryError::AlreadyInstalled)?;
+        Ok(TelemetryGuard {
+            _writers: vec![console_guard, file_guard],
+        })
+    }
 }
 
-/// Install the global subscriber writing to two arbitrary sinks, the console's text lines in
-/// colour when `console_ansi` (the file's never).
-pub fn init_with<A, B>(
+/// Where the log lines go.
+#[derive(Debug)]
+pub enum Sinks<A, B> {
+    /// The same lines, plain text or JSON, to one writer (which may write them to several
+    /// places: [`Both`]). Each line is formatted once.
+    Same(A),
+    /// A terminal gets coloured text; the file gets the same lines plain.
+    Coloured { console: A, file: B },
+}
+
+/// The subscriber `init` installs: the configured filter, then one text or JSON layer per
+/// format the sinks need.
+pub fn subscriber<A, B>(
     settings: &TelemetrySettings,
-    console: A,
-    console_ansi: bool,
-    file: B,
-) -> Result<(), TelemetryError>
+    sinks: Sinks<A, B>,
+) -> Result<Box<dyn Subscriber + Send + Sync>, TelemetryError>
 where
     A: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     B: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = filter(settings)?;
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if settings.json {
-        registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(console))
-            .with(
+    let registry = tracing_subscriber::registry().with(filter(settings)?);
+    Ok(match sinks {
+        Sinks::Same(writer) if settings.json => Box::new(
+            registry.with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_ansi(false)
-                    .with_writer(file),
-            )
-            .try_init()
-    } else {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(console_ansi)
-                    .with_writer(console),
-            )
-            .with(
+                    .with_writer(writer),
+            ),
+        ),
+        Sinks::Same(writer) => Box::new(
+            registry.with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
-                    .fmt_fields(PlainFields::default())
-                    .with_writer(file),
-            )
-            .try_init()
-    };
-    result.map_err(|_| TelemetryError::AlreadyInstalled)
+                    .with_writer(writer),
+            ),
+        ),
+        // JSON is never coloured.
+        Sinks::Coloured { console, file } if settings.json => Box::new(
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_ansi(false)
+                        .with_writer(console),
+                )
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_ansi(false)
+                        .with_writer(file),
+                ),
+        ),
+        Sinks::Coloured { console, file } => Box::new(
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(true)
+                        .with_writer(console),
+                )
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .fmt_fields(PlainFields::default())
+                        .with_writer(file),
+                ),
+        ),
+    })
+}
+
+/// Two writers as one: every write goes to both, and a failure of one does not keep the bytes
+/// from the other.
+#[derive(Debug)]
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: Write, B: Write> Write for Both<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let first = self.0.write_all(buf);
+        let second = self.1.write_all(buf);
+        first.and(second).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let first = self.0.flush();
+        let second = self.1.flush();
+        first.and(second)
+    }
 }
 
 /// The file layer's field formatter. `tracing-subscriber` caches a span's formatted fields per
