@@ -2,22 +2,19 @@
 //!
 //! Every handler returns `Result<_, ApiError>`. [`ApiError`]'s `IntoResponse` picks the status
 //! and writes the design's FastAPI body, `{"detail": "..."}`; it has no side effects. It leaves an
-//! [`ErrorReport`] in the response extensions, and the [`report_errors`] middleware — the edge —
-//! counts it in `api_errors_total{endpoint,error_type}` and logs it once, with its cause chain,
-//! inside the request's span (which carries the request id). 5xx details stay in the log.
+//! [`ErrorReport`] in the response extensions, and the [`edge`](crate::edge) counts it in
+//! `api_errors_total{endpoint,error_type}` and logs it once, with its cause chain and the request
+//! id. 5xx details stay in the log.
 
 use std::io;
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use doodle_core::ErrorChain;
 use doodle_core::category::CategoryError;
 use serde_json::json;
 
-use crate::metrics::BackendMetrics;
 use crate::storage::StoreError;
 use crate::upstream::UpstreamError;
 
@@ -141,7 +138,7 @@ impl ApiError {
     }
 }
 
-/// Left in a response's extensions by every error answer, for [`report_errors`].
+/// Left in a response's extensions by every error answer, for the [`edge`](crate::edge).
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
     pub error_type: &'static str,
@@ -159,41 +156,4 @@ impl IntoResponse for ApiError {
         });
         response
     }
-}
-
-/// The `endpoint` label: the route template, with the design's trailing slash for the two
-/// routes that answer with and without it, so both spellings count as one endpoint.
-pub fn endpoint_label(matched: Option<&MatchedPath>) -> &str {
-    match matched.map(MatchedPath::as_str) {
-        None => doodle_core::metrics::UNMATCHED_ROUTE,
-        Some("/invocations") => "/invocations/",
-        Some("/save-image") => "/save-image/",
-        Some(path) => path,
-    }
-}
-
-/// Middleware: count every error answer in `api_errors_total` and log it, once.
-pub async fn report_errors(
-    State(metrics): State<BackendMetrics>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let endpoint = endpoint_label(matched.as_ref());
-    let (error_type, message) = match response.extensions().get::<ErrorReport>() {
-        Some(report) => (report.error_type, report.message.as_str()),
-        None => ("http_error", status.canonical_reason().unwrap_or("error")),
-    };
-    metrics.api_error(endpoint, error_type);
-    if status.is_server_error() {
-        tracing::error!(status = status.as_u16(), endpoint, error_type, "{message}");
-    } else {
-        tracing::warn!(status = status.as_u16(), endpoint, error_type, "{message}");
-    }
-    response
 }

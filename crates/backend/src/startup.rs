@@ -4,18 +4,15 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use doodle_core::config::BackendSettings;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
-use crate::error::report_errors;
+use crate::edge::edge;
 use crate::extract::BodyLimit;
 use crate::metrics::BackendMetrics;
 use crate::routes;
@@ -69,25 +66,8 @@ pub fn router(state: AppState, settings: &BackendSettings) -> Result<Router, Sta
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, request_id.clone()])
-        .expose_headers([request_id.clone(), HeaderName::from_static(MODEL_VERSION)])
+        .expose_headers([request_id, HeaderName::from_static(MODEL_VERSION)])
         .max_age(Duration::from_secs(600));
-
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or(req.uri().path(), MatchedPath::as_str);
-            let id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), route, request_id = id)
-        })
-        .on_response(DefaultOnResponse::new().level(Level::INFO))
-        // Errors are logged once, with their cause, by `report_errors`.
-        .on_failure(());
 
     let limit = settings.body_limit_bytes;
     Ok(Router::new()
@@ -101,22 +81,12 @@ pub fn router(state: AppState, settings: &BackendSettings) -> Result<Router, Sta
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            report_errors,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.core.http().clone(),
-            doodle_core::metrics::track_http,
-        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(BodyLimit(limit)))
         .layer(cors)
-        // Outermost last: the id is set (or accepted) first, then the span records it, and the
-        // id is copied onto the response on the way out.
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost: the request id, the metrics and the log line cover every answer,
+        // CORS preflights included.
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), edge))
         .with_state(state))
 }
 

@@ -1,15 +1,23 @@
-//! The model server as seen from the backend: one pooled HTTP client with bounded timeouts.
+//! The model server as seen from the backend: one pooled HTTP/1.1 client with bounded timeouts.
 //!
 //! `POST <model_server_url>` forwards a scoring body as is; `GET <origin>/model` names the served
 //! model and its ordered categories; `GET <origin>/health` is readiness. Failures are typed so the
 //! edge can answer 503 (down), 504 (too slow) or 502 (answered with something unusable).
+//!
+//! The client is hyper's own pooled client: a relay needs no more (no redirects, no cookies, no
+//! TLS, no decompression), and each request is a few allocations instead of a general client's
+//! URL parsing, header building and layered timeouts.
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::uri::{PathAndQuery, Scheme};
+use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use bytes::Bytes;
 use doodle_core::config::BackendSettings;
-use reqwest::Url;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::{Deserialize, Serialize};
 
 /// Header carrying the request id, accepted from clients and forwarded to the model server.
@@ -19,47 +27,48 @@ pub const MODEL_VERSION: &str = "x-model-version";
 
 /// How much of an unusable upstream body is kept for the log.
 const SNIPPET: usize = 300;
+/// The largest answer read from the model server (a prediction is a few hundred bytes).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Idle pooled connections are closed after this long.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot reach the model server at {url}")]
     Unavailable {
-        url: Url,
+        url: Uri,
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
     },
     #[error("the model server did not answer {url} within {timeout_ms} ms")]
-    Timeout {
-        url: Url,
-        timeout_ms: u64,
-        #[source]
-        source: reqwest::Error,
-    },
+    Timeout { url: Uri, timeout_ms: u64 },
     #[error("the exchange with the model server at {url} failed")]
     Transport {
-        url: Url,
+        url: Uri,
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
     },
     #[error(
         "the model server answered {url} with {status} and a body that is not JSON: {snippet:?}"
     )]
     NotJson {
-        url: Url,
+        url: Uri,
         status: StatusCode,
         snippet: String,
     },
     /// A 4xx without a JSON body: its status is kept, its text is wrapped.
     #[error("the model server refused the request to {url} with {status}: {snippet:?}")]
     Refused {
-        url: Url,
+        url: Uri,
         status: StatusCode,
         snippet: String,
     },
     #[error("the model server answered {url} with {status}")]
-    Status { url: Url, status: StatusCode },
+    Status { url: Uri, status: StatusCode },
     #[error("the model server's answer to {url} is not what was expected: {message}")]
-    Unexpected { url: Url, message: String },
+    Unexpected { url: Uri, message: String },
 }
 
 impl UpstreamError {
@@ -124,67 +133,128 @@ pub struct ModelInfo {
 pub enum ClientError {
     #[error("`{url}` is not a usable model server URL: {message}")]
     Url { url: String, message: String },
-    #[error("cannot build the HTTP client")]
-    Build(#[source] reqwest::Error),
+}
+
+/// An answer read whole: status, headers and body.
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
 }
 
 #[derive(Debug, Clone)]
 pub struct ModelServerClient {
-    http: reqwest::Client,
-    invocations: Url,
-    model: Url,
-    health: Url,
-    request_timeout_ms: u64,
+    http: Client<HttpConnector, Full<Bytes>>,
+    invocations: Uri,
+    model: Uri,
+    health: Uri,
+    request_timeout: Duration,
 }
 
 impl ModelServerClient {
     pub fn new(settings: &BackendSettings) -> Result<Self, ClientError> {
-        let url_error = |message: String| ClientError::Url {
+        let url_error = |message: &str| ClientError::Url {
             url: settings.model_server_url.clone(),
-            message,
+            message: message.to_owned(),
         };
-        let invocations =
-            Url::parse(&settings.model_server_url).map_err(|e| url_error(e.to_string()))?;
-        if invocations.cannot_be_a_base() {
-            return Err(url_error("not a hierarchical URL".into()));
+        let invocations: Uri = settings
+            .model_server_url
+            .parse()
+            .map_err(|e: axum::http::uri::InvalidUri| url_error(&e.to_string()))?;
+        if invocations.scheme() != Some(&Scheme::HTTP) {
+            return Err(url_error("the scheme must be http"));
         }
-        let at_origin = |path: &str| invocations.join(path).map_err(|e| url_error(e.to_string()));
+        let Some(authority) = invocations.authority().cloned() else {
+            return Err(url_error("no host"));
+        };
+        let at_origin = |path: &'static str| {
+            Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(authority.clone())
+                .path_and_query(PathAndQuery::from_static(path))
+                .build()
+                .map_err(|e| url_error(&e.to_string()))
+        };
         let model = at_origin("/model")?;
         let health = at_origin("/health")?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(ClientError::Build)?;
+
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)));
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector);
         Ok(Self {
             http,
             invocations,
             model,
             health,
-            request_timeout_ms: settings.request_timeout_ms,
+            request_timeout: Duration::from_millis(settings.request_timeout_ms),
         })
     }
 
-    pub fn invocations_url(&self) -> &Url {
+    pub fn invocations_url(&self) -> &Uri {
         &self.invocations
     }
 
-    fn classify(&self, url: &Url, source: reqwest::Error) -> UpstreamError {
-        let url = url.clone();
-        if source.is_connect() {
-            UpstreamError::Unavailable { url, source }
-        } else if source.is_timeout() {
-            UpstreamError::Timeout {
-                url,
-                timeout_ms: self.request_timeout_ms,
-                source,
-            }
-        } else {
-            UpstreamError::Transport { url, source }
+    fn timeout_ms(&self) -> u64 {
+        u64::try_from(self.request_timeout.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One exchange, connect to last body byte, within the request timeout.
+    async fn exchange(
+        &self,
+        url: &Uri,
+        method: Method,
+        body: Bytes,
+        request_id: Option<&HeaderValue>,
+    ) -> Result<Answer, UpstreamError> {
+        let mut request = Request::builder().method(method).uri(url.clone());
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
         }
+        if let Some(id) = request_id {
+            request = request.header(REQUEST_ID, id);
+        }
+        let request = request
+            .body(Full::new(body))
+            .expect("a request from a checked URI and valid headers. This is a bug.");
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    UpstreamError::Unavailable {
+                        url: url.clone(),
+                        source: e.into(),
+                    }
+                } else {
+                    UpstreamError::Transport {
+                        url: url.clone(),
+                        source: e.into(),
+                    }
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|source| UpstreamError::Transport {
+                    url: url.clone(),
+                    source,
+                })?
+                .to_bytes();
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(self.request_timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                url: url.clone(),
+                timeout_ms: self.timeout_ms(),
+            })?
     }
 
     /// Send a scoring body as is. The answer is passed through when its body is JSON;
@@ -195,25 +265,18 @@ impl ModelServerClient {
         request_id: Option<&HeaderValue>,
     ) -> Result<Passthrough, UpstreamError> {
         let url = &self.invocations;
-        let mut request = self
-            .http
-            .post(url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(id) = request_id {
-            request = request.header(REQUEST_ID, id);
-        }
-        let response = request.send().await.map_err(|e| self.classify(url, e))?;
-        let status = response.status();
-        let model_version = response.headers().get(MODEL_VERSION).cloned();
-        let body = response.bytes().await.map_err(|e| self.classify(url, e))?;
+        let Answer {
+            status,
+            mut headers,
+            body,
+        } = self.exchange(url, Method::POST, body, request_id).await?;
         let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
         let snippet = || snippet(&body);
         match (status.as_u16(), is_json) {
             (200..=299 | 400..=599, true) => Ok(Passthrough {
                 status,
+                model_version: headers.remove(MODEL_VERSION),
                 body,
-                model_version,
             }),
             (400..=499, false) => Err(UpstreamError::Refused {
                 url: url.clone(),
@@ -234,41 +297,31 @@ impl ModelServerClient {
         request_id: Option<&HeaderValue>,
     ) -> Result<ModelInfo, UpstreamError> {
         let url = &self.model;
-        let mut request = self.http.get(url.clone());
-        if let Some(id) = request_id {
-            request = request.header(REQUEST_ID, id);
-        }
-        let response = request.send().await.map_err(|e| self.classify(url, e))?;
-        let status = response.status();
-        if !status.is_success() {
+        let answer = self
+            .exchange(url, Method::GET, Bytes::new(), request_id)
+            .await?;
+        if !answer.status.is_success() {
             return Err(UpstreamError::Status {
                 url: url.clone(),
-                status,
+                status: answer.status,
             });
         }
-        let body = response.bytes().await.map_err(|e| self.classify(url, e))?;
-        serde_json::from_slice(&body).map_err(|e| UpstreamError::Unexpected {
+        serde_json::from_slice(&answer.body).map_err(|e| UpstreamError::Unexpected {
             url: url.clone(),
-            message: format!("{e}; body: {:?}", snippet(&body)),
+            message: format!("{e}; body: {:?}", snippet(&answer.body)),
         })
     }
 
     /// Readiness: the model server's `/health` answers 2xx.
     pub async fn health(&self) -> Result<(), UpstreamError> {
         let url = &self.health;
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| self.classify(url, e))?;
-        let status = response.status();
-        if status.is_success() {
+        let answer = self.exchange(url, Method::GET, Bytes::new(), None).await?;
+        if answer.status.is_success() {
             Ok(())
         } else {
             Err(UpstreamError::Status {
                 url: url.clone(),
-                status,
+                status: answer.status,
             })
         }
     }
@@ -293,16 +346,29 @@ mod tests {
     #[test]
     fn model_and_health_urls_come_from_the_scoring_urls_origin() {
         let c = client("http://127.0.0.1:5002/invocations/").unwrap();
-        assert_eq!(c.model.as_str(), "http://127.0.0.1:5002/model");
-        assert_eq!(c.health.as_str(), "http://127.0.0.1:5002/health");
+        assert_eq!(c.model.to_string(), "http://127.0.0.1:5002/model");
+        assert_eq!(c.health.to_string(), "http://127.0.0.1:5002/health");
         let c = client("http://models.internal:8080/v1/score?x=1").unwrap();
-        assert_eq!(c.model.as_str(), "http://models.internal:8080/model");
+        assert_eq!(c.model.to_string(), "http://models.internal:8080/model");
+        assert_eq!(
+            c.invocations_url().to_string(),
+            "http://models.internal:8080/v1/score?x=1"
+        );
     }
 
     #[test]
-    fn a_non_url_is_refused() {
-        assert!(matches!(client("not a url"), Err(ClientError::Url { .. })));
-        assert!(matches!(client("mailto:x@y"), Err(ClientError::Url { .. })));
+    fn a_non_http_url_is_refused() {
+        for url in [
+            "not a url",
+            "mailto:x@y",
+            "/invocations",
+            "https://models.internal/invocations",
+        ] {
+            assert!(
+                matches!(client(url), Err(ClientError::Url { .. })),
+                "{url} was accepted"
+            );
+        }
     }
 
     #[test]

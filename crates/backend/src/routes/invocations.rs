@@ -1,9 +1,11 @@
+use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use doodle_core::image::{decode_base64, pixels_from_raw};
 use serde_json::{Map, Value};
 
+use crate::edge::RequestId;
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::JsonObject;
 use crate::startup::AppState;
@@ -21,17 +23,14 @@ const INPUT_FIELDS: [&str; 4] = [
 /// status and JSON.
 pub async fn invocations(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(id): Extension<RequestId>,
     body: Result<JsonObject, ApiError>,
 ) -> Result<Response, ApiError> {
     state.metrics.prediction_requests.inc();
     let _timer = state.metrics.prediction_latency.start_timer();
     let body = body?;
     check_scoring_body(&body.fields)?;
-    let answer = state
-        .model_server
-        .invoke(body.raw, super::request_id(&headers))
-        .await?;
+    let answer = state.model_server.invoke(body.raw, Some(&id.0)).await?;
     let status = answer.status;
     let mut response = (
         status,

@@ -12,16 +12,7 @@ pub use invocations::invocations;
 pub use metrics::metrics;
 pub use save_image::save_image;
 
-use axum::http::HeaderMap;
-use axum::http::HeaderValue;
-
 use crate::error::ApiError;
-use crate::upstream::REQUEST_ID;
-
-/// The request id set (or accepted) by the request-id layer.
-fn request_id(headers: &HeaderMap) -> Option<&HeaderValue> {
-    headers.get(REQUEST_ID)
-}
 
 /// Unmatched paths: FastAPI's `{"detail": "Not Found"}`.
 pub async fn not_found() -> ApiError {

@@ -1,9 +1,10 @@
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use doodle_core::category::Category;
 use doodle_core::image::{decode_base64, pixels_from_raw, png_from_pixels};
 use serde::Serialize;
 
+use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
 use crate::startup::AppState;
@@ -18,6 +19,7 @@ pub struct Saved {
 /// grayscale PNG in `<img_data_location>/<category>/`.
 pub async fn save_image(
     State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
     body: Result<JsonObject, ApiError>,
 ) -> Result<Json<Saved>, ApiError> {
     state.metrics.save_requests.inc();
@@ -30,16 +32,14 @@ pub async fn save_image(
     let category = Category::parse(category)?;
 
     let store = state.store.clone();
-    let span = tracing::Span::current();
     let path = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
         let png = png_from_pixels(&pixels);
         store.save(&category, &png)
     })
     .await
     .expect("the save task does not panic. This is a bug.")?;
     let filepath = path.display().to_string();
-    tracing::info!("Image saved successfully: {filepath}");
+    tracing::info!(request_id = %id.as_str(), "Image saved successfully: {filepath}");
     Ok(Json(Saved {
         message: "Image saved successfully",
         filepath,
