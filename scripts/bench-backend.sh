@@ -224,32 +224,7 @@ curl -fsS "http://127.0.0.1:$BACKEND_PORT/metrics" > "$OUT/backend_metrics.txt"
 # hop. Against an upstream that answers instantly, the difference is the backend's cost alone.
 echo "== the backend hop alone (fixed-answer upstream)"
 HOP_PORT=$((MODEL_PORT + 1))
-python3 - "$HOP_PORT" > "$WORK/logs/fixed_upstream.out" 2>&1 <<'PY' &
-import asyncio, sys
-BODY = b'{"predictions": [{"label": "cat", "score": 0.9, "top_k": []}]}'
-ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
-async def handle(reader, writer):
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            size = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    size = int(line.split(b":")[1])
-            if size:
-                await reader.readexactly(size)
-            writer.write(ANSWER)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=512)
-    async with server:
-        await server.serve_forever()
-asyncio.run(main())
-PY
+python3 "$REPO/scripts/fixed-upstream.py" "$HOP_PORT" > "$WORK/logs/fixed_upstream.out" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$HOP_PORT/" "fixed-answer upstream"
 HOP_BACKEND_PORT=$((BACKEND_PORT + 1))
