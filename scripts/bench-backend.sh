@@ -10,6 +10,11 @@
 #      saves the backend logged (0 lost is the target), and a decode check of every file;
 #   4. the hop alone: a fixed-answer upstream (a few lines of Python asyncio) direct vs through a
 #      second backend, at -t1 -c1, ROUNDS times (the model's latency swings hide it otherwise).
+# Each c=1 round against the model server also reads the model server's own request-time sum and
+# count from its /metrics around the measured run (c1_split.txt): wrk's mean minus the model
+# server's mean is the time spent outside the model server, so "through the backend minus direct"
+# of that is the hop's cost with the real model server, net of the model's own drift from round to
+# round (its forward pass alone moves by ±0.5 ms between runs on this VM).
 # The drawing is row 0 of the real Quick, Draw! data ($REPO/../shared/data/quickdraw/train/cat.npy),
 # as the reference's bench.sh sends it.
 #
@@ -81,9 +86,9 @@ function done(summary, latency, requests)
   local e = summary.errors
   local secs = summary.duration / 1e6
   io.write(string.format(
-    'RESULT {"requests": %d, "rps": %.1f, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, ' ..
-    '"max_ms": %.1f, "non2xx": %d, "socket_errors": %d}\n',
-    summary.requests, summary.requests / secs, latency:percentile(50) / 1000,
+    'RESULT {"requests": %d, "rps": %.1f, "mean_ms": %.3f, "p50_ms": %.3f, "p90_ms": %.3f, ' ..
+    '"p99_ms": %.3f, "max_ms": %.1f, "non2xx": %d, "socket_errors": %d}\n',
+    summary.requests, summary.requests / secs, latency.mean / 1000, latency:percentile(50) / 1000,
     latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
     e.status, e.connect + e.read + e.write + e.timeout))
 end
@@ -144,22 +149,41 @@ SAVE="http://127.0.0.1:$BACKEND_PORT/save-image/"
 curl -fsS -H 'Content-Type: application/json' --data-binary @"$WORK/invocations.json" "$BACKEND" \
     > "$OUT/sample_response.json"
 
-run() {  # name url threads conns body [warm body]
-    local name="$1" url="$2" t="$3" c="$4" body="$5" warm="${6:-$5}"
+server_times() {  # the model server's POST /invocations request-time sum and count
+    curl -fsS "http://127.0.0.1:$MODEL_PORT/metrics" | awk '
+        /^doodle_http_request_duration_seconds_sum\{method="POST",route="\/invocations"\}/ { s = $2 }
+        /^doodle_http_request_duration_seconds_count\{method="POST",route="\/invocations"\}/ { c = $2 }
+        END { print s, c }'
+}
+
+run() {  # name url threads conns body [warm body]; SPLIT=1: also write a c1_split.txt line
+    local name="$1" url="$2" t="$3" c="$4" body="$5" warm="${6:-$5}" before=""
     BODY="$warm" wrk -t"$t" -c"$c" -d"${WARM_S}s" --timeout 30s -s "$WORK/post.lua" "$url" > /dev/null 2>&1
+    [ -z "${SPLIT:-}" ] || before=$(server_times)
     BODY="$body" wrk -t"$t" -c"$c" -d"${RUN_S}s" --timeout 30s --latency -s "$WORK/post.lua" "$url" \
         > "$OUT/$name.txt" 2>&1
     local result
     result=$(sed -n 's/^RESULT //p' "$OUT/$name.txt")
     printf '%-22s %s\n' "$name" "$result" | tee -a "$OUT/results.txt"
+    if [ -n "${SPLIT:-}" ]; then
+        python3 - "$name" "$result" "$before" "$(server_times)" <<'EOF' | tee -a "$OUT/c1_split.txt"
+import json, sys
+name, result, before, after = sys.argv[1:]
+(s0, c0), (s1, c1) = (map(float, x.split()) for x in (before, after))
+wrk_mean, server_mean = json.loads(result)["mean_ms"], 1000 * (s1 - s0) / (c1 - c0)
+print(f"{name:22} wrk_mean_ms={wrk_mean:.3f} model_server_mean_ms={server_mean:.3f} "
+      f"outside_model_server_ms={wrk_mean - server_mean:.3f} model_server_requests={c1 - c0:.0f}")
+EOF
+    fi
     sleep 1
 }
 
 : > "$OUT/results.txt"
+: > "$OUT/c1_split.txt"
 echo "== /invocations: direct vs through the backend"
 for r in $(seq "$ROUNDS"); do
-    run "direct_c1_r$r" "$MODEL" 1 1 "$WORK/invocations.json"
-    run "backend_c1_r$r" "$BACKEND" 1 1 "$WORK/invocations.json"
+    SPLIT=1 run "direct_c1_r$r" "$MODEL" 1 1 "$WORK/invocations.json"
+    SPLIT=1 run "backend_c1_r$r" "$BACKEND" 1 1 "$WORK/invocations.json"
     run "direct_c64_r$r" "$MODEL" 2 64 "$WORK/invocations.json"
     run "backend_c64_r$r" "$BACKEND" 2 64 "$WORK/invocations.json"
 done
