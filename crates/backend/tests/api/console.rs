@@ -110,37 +110,35 @@ fn each_request_is_logged_once_with_its_id() {
     );
     let lines = backend.lines_until("request_id=log-last");
 
-    let ok: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("request_id=log-ok"))
-        .collect();
-    assert_eq!(ok.len(), 1, "{lines:#?}");
-    for field in [
-        " INFO ",
-        "method=GET",
-        "route=/health",
-        "status=200",
-        "latency=",
-    ] {
-        assert!(ok[0].contains(field), "no {field:?} in {:?}", ok[0]);
-    }
+    assert_one_line_with(
+        &lines,
+        "request_id=log-ok",
+        &[
+            " INFO ",
+            "method=GET",
+            "route=/health",
+            "status=200",
+            "latency=",
+        ],
+    );
+    assert_one_line_with(
+        &lines,
+        "request_id=log-404",
+        &[
+            " WARN ",
+            "status=404",
+            "error_type=not_found",
+            "endpoint=unmatched",
+            "Not Found",
+        ],
+    );
+}
 
-    let refused: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("request_id=log-404"))
-        .collect();
-    assert_eq!(refused.len(), 1, "{lines:#?}");
-    for field in [
-        " WARN ",
-        "status=404",
-        "error_type=not_found",
-        "endpoint=unmatched",
-        "Not Found",
-    ] {
-        assert!(
-            refused[0].contains(field),
-            "no {field:?} in {:?}",
-            refused[0]
-        );
+/// Exactly one of `lines` carries `id`, and it holds every one of `fields`.
+fn assert_one_line_with(lines: &[String], id: &str, fields: &[&str]) {
+    let found: Vec<&String> = lines.iter().filter(|l| l.contains(id)).collect();
+    assert_eq!(found.len(), 1, "{id}: {lines:#?}");
+    for field in fields {
+        assert!(found[0].contains(field), "no {field:?} in {:?}", found[0]);
     }
 }
