@@ -14,7 +14,7 @@
 # count from its /metrics around the measured run (c1_split.txt): wrk's mean minus the model
 # server's mean is the time spent outside the model server, so "through the backend minus direct"
 # of that is the hop's cost with the real model server, net of the model's own drift from round to
-# round (its forward pass alone moves by ±0.5 ms between runs on this VM).
+# round (its own mean moved by up to 0.7 ms between 20 s runs in run 9 on a 2-core VM).
 # The drawing is row 0 of the real Quick, Draw! data ($REPO/../shared/data/quickdraw/train/cat.npy),
 # as the reference's bench.sh sends it.
 #
