@@ -55,6 +55,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The category folder disappeared between our making it and writing into it.
+    fn folder_vanished(&self) -> bool {
+        matches!(self, Self::OpenFolder { source, .. } | Self::Write { source, .. }
+            if source.kind() == io::ErrorKind::NotFound)
+    }
+
     /// The kind of the underlying I/O error, when there is one.
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
@@ -105,7 +111,20 @@ impl ImageStore {
 
     /// Write `png` as a new file in the category's folder and return its path
     /// (`<img_data_location>/<category>/<name>.png`, as configured).
+    ///
+    /// The pipeline's clean stage removes empty category folders; one removed between our
+    /// opening it and writing into it is made again (up to 8 times), so no save is refused for it.
     pub fn save(&self, category: &Category, png: &[u8]) -> Result<PathBuf, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.save_once(category, png) {
+                Err(err) if err.folder_vanished() && attempt < 8 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn save_once(&self, category: &Category, png: &[u8]) -> Result<PathBuf, StoreError> {
         let name = category.as_str();
         // `Category` admits only one plain path component; check it anyway, it is cheap.
         debug_assert!(matches!(
@@ -139,17 +158,18 @@ impl ImageStore {
                 }
             };
         let folder_path = self.root.join(name);
+        let file_name = write_new_file(&folder, png).map_err(|source| StoreError::Write {
+            path: folder_path.clone(),
+            source,
+        })?;
         if created {
-            // Make the new folder's entry durable before files appear in it.
+            // Make the new folder's entry durable too (after the file, so the moment between
+            // opening the folder and creating the file in it stays as short as it can be).
             rustix::fs::fsync(&root).map_err(|e| StoreError::Write {
                 path: folder_path.clone(),
                 source: e.into(),
             })?;
         }
-        let file_name = write_new_file(&folder, png).map_err(|source| StoreError::Write {
-            path: folder_path.clone(),
-            source,
-        })?;
         Ok(folder_path.join(file_name))
     }
 }
@@ -279,6 +299,38 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn saves_survive_the_folder_being_removed_under_them() {
+        // The pipeline's clean stage `rmdir`s empty category folders while people save.
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let remover = {
+            let (folder, stop) = (dir.path().join("cat"), stop.clone());
+            std::thread::spawn(move || {
+                let mut removed = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if std::fs::remove_dir(&folder).is_ok() {
+                        removed += 1;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                removed
+            })
+        };
+        for i in 0..1000u32 {
+            let path = store
+                .save(&cat("cat"), &i.to_le_bytes())
+                .unwrap_or_else(|e| panic!("save {i}: {e:?}"));
+            assert_eq!(std::fs::read(&path).unwrap(), i.to_le_bytes());
+            // Empty the folder again, as stage 3 does, so the remover can strike again.
+            std::fs::remove_file(&path).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let removed = remover.join().unwrap();
+        assert!(removed > 0, "the folder was removed while saving");
     }
 
     #[test]
