@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
 venv=.venv
-pins=(mlflow==3.17.2)
+pins=(mlflow==3.17.2 dvc==3.67.1)
 stamp=$venv/.doodle-pins
 want=$(printf '%s\n' "${pins[@]}")
 

@@ -55,6 +55,7 @@ pub struct Settings {
     pub ui: UiSettings,
     pub dashboard: DashboardSettings,
     pub database: DatabaseSettings,
+    pub pipeline: PipelineSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -326,6 +327,88 @@ impl Default for DatabaseSettings {
     }
 }
 
+/// The retraining pipeline: the orchestrator and its seven stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// The git + DVC repository of the users' drawings (created with `git init` + `dvc init`
+    /// when absent). The base training data (`model.data_dir`) is never written.
+    pub data_repo: PathBuf,
+    /// The folder inside `data_repo` that DVC tracks: `old/` and `new/`, one `<category>.npy`
+    /// each (one plain folder name).
+    pub data_folder: String,
+    /// Run lock, data lock and the journals of stages 2 and 3 (never tracked by DVC).
+    pub state_dir: PathBuf,
+    /// Unreadable PNGs are moved here by stage 3 (`<category>/<file>`).
+    pub quarantine_dir: PathBuf,
+    /// Fewer new PNGs than this: stage 1 is complete and stages 2–7 are not triggered.
+    pub file_threshold: u64,
+    /// `dvc` executable (a name on PATH or a path).
+    pub dvc_command: String,
+    /// `git` executable (a name on PATH or a path).
+    pub git_command: String,
+    /// A local folder used as the DVC remote; `dvc push` after each commit when set ("" = none).
+    pub dvc_remote: String,
+    /// Time between scheduled runs (`pipeline-orchestrator --every` overrides), e.g. `30m`, `1h`.
+    pub schedule_every: String,
+    /// Per-stage time limit in seconds; past it the stage's whole process group is killed.
+    pub stage_timeout_secs: [u64; 7],
+    /// Each stage's command line. A program without a `/` is looked for next to the
+    /// orchestrator's own binary first, then on PATH.
+    pub stage_commands: [Vec<String>; 7],
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        let command = |name: &str| vec![name.to_string()];
+        Self {
+            data_repo: PathBuf::from("data/pipeline"),
+            data_folder: "drawings".into(),
+            state_dir: PathBuf::from("data/pipeline-state"),
+            quarantine_dir: PathBuf::from("data/quarantine"),
+            file_threshold: 20,
+            dvc_command: "dvc".into(),
+            git_command: "git".into(),
+            dvc_remote: String::new(),
+            schedule_every: "1h".into(),
+            stage_timeout_secs: [300, 1800, 1800, 1800, 7200, 3600, 300],
+            stage_commands: [
+                command("stage1-scan"),
+                command("stage2-merge"),
+                command("stage3-convert"),
+                command("stage4-version"),
+                command("stage5-retrain"),
+                command("stage6-register"),
+                command("stage7-clean"),
+            ],
+        }
+    }
+}
+
+/// A duration as people write it in the configuration: `90s`, `30m`, `1h`, `2d` (one number
+/// and one unit; `s`, `m`, `h` or `d`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit (s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: unit `{unit}` is not s, m, h or d")),
+    };
+    if n == 0 {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
 impl Settings {
     /// Load defaults → config file → environment, as described in the module docs.
     pub fn load() -> Result<Self, ConfigError> {
@@ -430,6 +513,7 @@ impl Settings {
         if self.registry.alias.trim().is_empty() {
             return Err(invalid("registry.alias", "must not be empty"));
         }
+        self.validate_pipeline()?;
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             return Err(invalid(
@@ -438,6 +522,40 @@ impl Settings {
                     "`{}` is neither a sqlite: nor a postgres: URL",
                     self.database.url
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_pipeline(&self) -> Result<(), ConfigError> {
+        let p = &self.pipeline;
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+        let folder = std::path::Path::new(&p.data_folder);
+        if !matches!(
+            folder.components().collect::<Vec<_>>().as_slice(),
+            [std::path::Component::Normal(_)]
+        ) || p.data_folder.starts_with('.')
+        {
+            return Err(invalid(
+                "pipeline.data_folder",
+                format!("`{}` must be one plain folder name", p.data_folder),
+            ));
+        }
+        parse_duration(&p.schedule_every).map_err(|m| invalid("pipeline.schedule_every", m))?;
+        if p.stage_timeout_secs.contains(&0) {
+            return Err(invalid(
+                "pipeline.stage_timeout_secs",
+                "every timeout must be at least 1 second".into(),
+            ));
+        }
+        if let Some(n) = p
+            .stage_commands
+            .iter()
+            .position(|c| c.is_empty() || c[0].is_empty())
+        {
+            return Err(invalid(
+                "pipeline.stage_commands",
+                format!("stage {} has an empty command", n + 1),
             ));
         }
         Ok(())
@@ -594,6 +712,56 @@ mod tests {
             assert!(err.contains("resnet50"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("30m"),
+            Ok(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse_duration("1h"),
+            Ok(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_duration("2d"),
+            Ok(std::time::Duration::from_secs(172_800))
+        );
+        for bad in ["", "10", "h", "1.5h", "0m", "1w", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn bad_pipeline_values_name_the_key() {
+        for (file, key) in [
+            (
+                "[pipeline]\nschedule_every = \"soon\"\n",
+                "pipeline.schedule_every",
+            ),
+            (
+                "[pipeline]\ndata_folder = \"../up\"\n",
+                "pipeline.data_folder",
+            ),
+            (
+                "[pipeline]\nstage_timeout_secs = [1, 1, 0, 1, 1, 1, 1]\n",
+                "pipeline.stage_timeout_secs",
+            ),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.create_file("c.toml", file)?;
+                let err = Settings::load_from(Some(Path::new("c.toml")))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(key), "{err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum ImageError {
 /// Largest PNG side accepted, so a tiny compressed file cannot expand into gigabytes.
 pub const MAX_PNG_SIDE: u32 = 4096;
 
+/// Largest PNG file the pipeline reads from the image folder (the backend's own saves are
+/// under 1 KiB; the model server accepts bodies of up to 16 MiB holding many images).
+pub const MAX_PNG_FILE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Decode standard base64 (padding optional, no whitespace).
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, ImageError> {
     BASE64.decode(text).map_err(|_| ImageError::Base64)
