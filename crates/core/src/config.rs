@@ -440,7 +440,13 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         let settings: Settings = figment
-            .merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
+            // Only `DOODLE_<TABLE>__<KEY>`: other DOODLE_ variables (DOODLE_CONFIG, the
+            // orchestrator's DOODLE_RUN_ID for its stages, test settings) are not settings.
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            )
             .merge(
                 Env::raw()
                     .only(&["IMG_DATA_LOCATION"])
@@ -609,6 +615,23 @@ mod tests {
             let s = Settings::load_from(Some(Path::new("c.toml"))).unwrap();
             assert_eq!(s.backend.port, 8200);
             assert_eq!(s.model_server.max_batch_size, 8);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn other_doodle_variables_are_not_settings() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DOODLE_RUN_ID", "7");
+            jail.set_env("DOODLE_STAGE", "3");
+            jail.set_env("DOODLE_TEST_POSTGRES_URL", "postgres://x/y");
+            assert_eq!(Settings::load_from(None).unwrap(), Settings::default());
+            jail.set_env("DOODLE_BAKEND__PORT", "1");
+            let err = Settings::load_from(None).unwrap_err().to_string();
+            assert!(
+                err.contains("bakend"),
+                "a mistyped table is still refused: {err}"
+            );
             Ok(())
         });
     }
