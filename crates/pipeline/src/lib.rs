@@ -23,6 +23,7 @@ pub mod images;
 pub mod journal;
 pub mod lockfile;
 pub mod npy;
+pub mod orchestrator;
 pub mod protocol;
 pub mod stage;
 pub mod stages;
