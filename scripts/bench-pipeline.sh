@@ -48,5 +48,20 @@ TOML
     timed "stage 3 convert, 2nd batch ($n)" "$bin/stage3-convert"
     timed "stage 2 merge, stack ($n + $n rows)" "$bin/stage2-merge"
     du -sh "$work/repo/drawings/old" | awk '{print "   old/ on disk: " $1}'
+    # A whole run through the orchestrator on N more PNGs (stages 5-6 are not built yet: a
+    # stand-in that only prints the protocol's lines), for its own cost per stage.
+    "$bin/pipeline-bench" generate --data "$data" --images "$n" --out "$work/img" >/dev/null
+    stand_in="[\"sh\", \"-c\", \"echo 'result: {}'; echo success\"]"
+    cat >>"$work/config.toml" <<TOML
+file_threshold = 1
+dvc_command = "$(pwd)/.venv/bin/dvc"
+stage_commands = [["$bin/stage1-scan"], ["$bin/stage2-merge"], ["$bin/stage3-convert"],
+    ["$bin/stage4-version"], $stand_in, $stand_in, ["$bin/stage7-clean"]]
+TOML
+    sed -i 's/^level = "warn"/level = "info"/' "$work/config.toml"
+    timed "orchestrator --once ($n)" "$bin/pipeline-orchestrator" --once
+    # One line per stage end: its name, duration, and spawn -> first output line.
+    grep -E 'stage [0-9] (complete|failed)' "$work/logs/pipeline_orchestrator.log" \
+        | sed -E 's/.*(stage [0-9] [a-z]+).* duration_ms=([0-9.]+).* first_line_ms=([0-9.]+).*/   \1: \2 ms, first line after \3 ms/' 
     rm -rf "$work"
 done

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Crates that are allowed to link libtorch.
-allowed=" doodle-model doodle-model-server "
+allowed=" doodle-model doodle-model-server doodle-retrain "
 
 status=0
 for manifest in crates/*/Cargo.toml; do

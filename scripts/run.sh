@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# name | binary | URL printed for people. Every service issue adds its line here.
+# name | binary [arguments] | what is printed for people. Every service issue adds its line here.
 services=(
     "model server|model-server|http://127.0.0.1:5002"
     "backend|backend|http://127.0.0.1:8000"
     "ui|ui-server|http://127.0.0.1:9080"
+    "pipeline|pipeline-orchestrator --every|scheduled (pipeline.schedule_every); logs/pipeline_orchestrator.log"
 )
 
 if [ ${#services[@]} -eq 0 ]; then
@@ -19,10 +20,14 @@ fi
 
 bins=()
 for s in "${services[@]}"; do
-    IFS='|' read -r _ bin _ <<<"$s"
-    bins+=(--bin "$bin")
+    IFS='|' read -r _ command _ <<<"$s"
+    bins+=(--bin "${command%% *}")
 done
+# The pipeline's stages run beside the orchestrator; stage 4 needs DVC (pinned, in .venv).
+bins+=(--bin stage1-scan --bin stage2-merge --bin stage3-convert --bin stage4-version --bin stage7-clean)
 cargo build --release --locked "${bins[@]}" --bin doodle-model --bin doodle-registry
+scripts/setup-mlflow.sh
+export PATH="$(pwd)/.venv/bin:$PATH"
 
 # The first start on a fresh machine has no model yet: train one on a short budget so the
 # UI works within minutes (`make model` trains the full default model later).
@@ -53,8 +58,9 @@ stop() {
 trap stop INT TERM EXIT
 
 for s in "${services[@]}"; do
-    IFS='|' read -r name bin url <<<"$s"
-    "target/release/$bin" &
+    IFS='|' read -r name command url <<<"$s"
+    # shellcheck disable=SC2086 # the command's arguments are meant to split
+    target/release/$command &
     pids+=($!)
     printf 'doodle: %-14s %s\n' "$name" "$url"
 done

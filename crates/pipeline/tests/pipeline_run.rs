@@ -202,7 +202,7 @@ async fn an_orchestrator_killed_mid_convert_loses_and_doubles_nothing() {
     let p = pipeline(1);
     let dir = tempfile::tempdir().unwrap();
     let db = doodle_runs::test_support::sqlite_in(dir.path());
-    for i in 0..4000 {
+    for i in 0..5000 {
         p.save(["cat", "dog"][i as usize % 2], &drawing(i));
     }
     let mut child = p
@@ -246,7 +246,7 @@ async fn an_orchestrator_killed_mid_convert_loses_and_doubles_nothing() {
     seen.sort();
     assert_eq!(
         seen,
-        (0..4000).collect::<Vec<_>>(),
+        (0..5000).collect::<Vec<_>>(),
         "each drawing exactly once"
     );
 }

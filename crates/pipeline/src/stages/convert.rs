@@ -24,8 +24,8 @@ use crate::journal::{Entry, Journal};
 use crate::npy::{self, NpyFile, Part};
 use crate::protocol::StageOutput;
 
-/// Drawings per commit: bounds memory (~8 MB of rows) and the work a kill throws away.
-pub const CHUNK: usize = 10_000;
+/// Drawings per commit: bounds memory (1.6 MB of rows) and the work a kill throws away.
+pub const CHUNK: usize = 2048;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
