@@ -60,34 +60,56 @@ pub fn categories(root: &Path) -> io::Result<Vec<CategoryDir>> {
     Ok(out)
 }
 
-/// The drawings in one category folder, sorted by name (UUID v7 names: oldest first).
-pub fn drawings(dir: &CategoryDir) -> io::Result<Vec<Drawing>> {
-    let mut out = Vec::new();
-    for entry in read_dir_or_empty(&dir.path)? {
-        let entry = entry?;
-        let Some(name) = utf8_name(&entry, "file") else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let file_type = entry.file_type()?;
-        let is_png = Path::new(&name)
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("png"));
-        if !file_type.is_file() {
-            skip(&entry.path(), describe(file_type), "is not a drawing");
-        } else if !is_png {
-            skip(&entry.path(), "file", "is not named *.png");
-        } else {
-            out.push(Drawing {
-                name,
-                path: entry.path(),
-            });
-        }
+/// The drawings in one category folder, read lazily (directory order), so a folder of a
+/// million drawings costs no more memory than one of ten. A drawing saved while this runs may
+/// or may not be listed; one removed meanwhile may still be (opening it then finds nothing).
+pub fn drawings(dir: &CategoryDir) -> io::Result<impl Iterator<Item = io::Result<Drawing>>> {
+    let entries = match std::fs::read_dir(&dir.path) {
+        Ok(entries) => Some(entries),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    Ok(entries
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.and_then(|entry| as_drawing(&entry)).transpose()))
+}
+
+/// The next `n` drawings of `list`, sorted by name (UUID v7 names: oldest first).
+pub fn next_chunk(
+    list: &mut impl Iterator<Item = io::Result<Drawing>>,
+    n: usize,
+) -> io::Result<Vec<Drawing>> {
+    let mut chunk = list.by_ref().take(n).collect::<io::Result<Vec<_>>>()?;
+    chunk.sort();
+    chunk.dedup(); // a folder changing under readdir may, in principle, repeat an entry
+    Ok(chunk)
+}
+
+/// The entry as a drawing, or `None` (with a log line unless it is a hidden save in progress).
+fn as_drawing(entry: &DirEntry) -> io::Result<Option<Drawing>> {
+    let Some(name) = utf8_name(entry, "file") else {
+        return Ok(None);
+    };
+    if name.starts_with('.') {
+        return Ok(None);
     }
-    out.sort();
-    Ok(out)
+    let file_type = entry.file_type()?;
+    let is_png = Path::new(&name)
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("png"));
+    if !file_type.is_file() {
+        skip(&entry.path(), describe(file_type), "is not a drawing");
+        Ok(None)
+    } else if !is_png {
+        skip(&entry.path(), "file", "is not named *.png");
+        Ok(None)
+    } else {
+        Ok(Some(Drawing {
+            name,
+            path: entry.path(),
+        }))
+    }
 }
 
 fn read_dir_or_empty(dir: &Path) -> io::Result<Vec<io::Result<DirEntry>>> {
@@ -156,7 +178,8 @@ mod tests {
         std::fs::create_dir(cat.join("sub.png")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("x.png"), cat.join("link.png")).unwrap();
         std::fs::write(cat.join(std::ffi::OsStr::from_bytes(b"\xff.png")), b"z").unwrap();
-        let found: Vec<String> = drawings(&cats[0])
+        let mut list = drawings(&cats[0]).unwrap();
+        let found: Vec<String> = next_chunk(&mut list, 100)
             .unwrap()
             .into_iter()
             .map(|d| d.name)

@@ -1,10 +1,10 @@
 //! Stage 3, convert: every saved PNG → the one 28×28 conversion the model uses
 //! ([`doodle_core::image::pixels_from_png`]) → rows appended to `new/<category>.npy`.
 //!
-//! Per category, in chunks of [`CHUNK`] drawings: decode, stage `existing rows + chunk` beside
+//! Per category, in chunks of [`CHUNK`] drawings read lazily from the folder: decode, stage `existing rows + chunk` beside
 //! the target, commit through the journal (which removes the PNGs only after the `.npy` is
 //! durably in place). A PNG that cannot be read is moved to the quarantine folder, logged with
-//! its path, and the run goes on. Memory: one chunk of rows, whatever the number of drawings.
+//! its path, and the run goes on. Memory: one chunk, whatever the number of drawings.
 //! A drawing saved while this runs is either in the listing (converted now) or not (next run).
 
 use std::fs::File;
@@ -39,14 +39,19 @@ pub fn run(settings: &Settings) -> anyhow::Result<StageOutput> {
     let mut total = Counts::default();
     let mut categories = 0;
     for dir in images::categories(&dirs.images)? {
-        let drawings = images::drawings(&dir)?;
-        let mut counts = Counts::default();
-        for chunk in drawings.chunks(CHUNK) {
-            let c = convert_chunk(&dirs, &lock.journal, &dir, chunk)?;
+        let mut list = images::drawings(&dir)?;
+        let (mut counts, mut seen) = (Counts::default(), 0);
+        loop {
+            let chunk = images::next_chunk(&mut list, CHUNK)?;
+            if chunk.is_empty() {
+                break;
+            }
+            seen += chunk.len();
+            let c = convert_chunk(&dirs, &lock.journal, &dir, &chunk)?;
             counts.converted += c.converted;
             counts.quarantined += c.quarantined;
         }
-        if !drawings.is_empty() {
+        if seen > 0 {
             categories += 1;
             tracing::info!(
                 category = dir.category.as_str(),

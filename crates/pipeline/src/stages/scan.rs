@@ -11,7 +11,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<StageOutput> {
     let mut total = 0u64;
     let mut folders = 0;
     for dir in images::categories(root)? {
-        let count = images::drawings(&dir)?.len() as u64;
+        let mut count = 0u64;
+        for drawing in images::drawings(&dir)? {
+            drawing?;
+            count += 1;
+        }
         tracing::info!(category = dir.category.as_str(), count, "drawings waiting");
         total += count;
         folders += 1;
