@@ -7,14 +7,25 @@
 //!
 //! [`LocalRegistry`] keeps everything in a directory on this machine (the embedded default).
 //! Every update is atomic: a version appears complete or not at all, and an alias always
-//! names a whole version.
+//! names a whole version. [`MlflowRegistry`] keeps versions on an MLflow tracking server.
+//! [`Registry`] is either one, as `[registry]` in config.toml chooses; the pipeline and the
+//! `doodle-registry` CLI use it.
+//!
+//! Both registries keep an **alias history**: every move of an alias is an [`AliasEvent`]
+//! (which version, which before, when, by whom, why), and a rollback moves the alias back to
+//! the previous champion, walking back one champion per rollback ([`history`] has the rule).
 
+pub mod history;
 pub mod local;
 pub mod mlflow;
+pub mod registry;
 
+pub use history::AliasEvent;
 pub use local::{LocalRegistry, ModelVersion};
-pub use mlflow::{MlflowClient, MlflowError, MlflowRegistry, RunRecord};
+pub use mlflow::{MLFLOW_EXPERIMENT, MlflowClient, MlflowError, MlflowRegistry, RunRecord};
+pub use registry::Registry;
 
+/// What can go wrong in either registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{action} {path}: {source}")]
@@ -32,6 +43,9 @@ pub enum RegistryError {
     NoSuchVersion { model: String, version: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// The MLflow server (or the way to it) failed.
+    #[error(transparent)]
+    Mlflow(#[from] MlflowError),
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

@@ -3,7 +3,9 @@
 //! Experiments, runs (params, metrics, tags), artifacts through the tracking server's
 //! artifact proxy (`--serve-artifacts`), registered models, model versions, tags and aliases.
 //! On top of those, [`MlflowRegistry`] stores a checkpoint folder as a run's artifacts and a
-//! registered model version, and fetches the version an alias names into a local cache.
+//! registered model version, fetches the version an alias names into a local cache, and moves
+//! aliases with a history kept on the server (registered-model tags, see `alias.rs`), so every
+//! client sees the same one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,14 @@ use serde_json::{Value, json};
 
 use crate::Deployed;
 
+mod alias;
+pub use alias::HISTORY_TAG_PREFIX;
+
 /// The tag the design used to mark a deployed version (`deployment = production`).
 pub const DEPLOYMENT_TAG: &str = "deployment";
+
+/// The MLflow experiment our runs are recorded in.
+pub const MLFLOW_EXPERIMENT: &str = "doodle";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MlflowError {
@@ -566,6 +574,15 @@ impl MlflowClient {
         .await
     }
 
+    /// Set (or replace) a tag on a registered model.
+    pub async fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        self.post_unit(
+            "registered-models/set-tag",
+            json!({ "name": name, "key": key, "value": value }),
+        )
+        .await
+    }
+
     /// Point `alias` at `version` (moving it if it exists).
     pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<()> {
         self.post_unit(
@@ -644,8 +661,21 @@ pub struct RunRecord {
 pub const MODEL_ARTIFACT_DIR: &str = "model";
 
 impl MlflowRegistry {
+    /// The registry `[registry]` names: its tracking server and model, runs in
+    /// [`MLFLOW_EXPERIMENT`], downloads cached in `<local_dir>/.mlflow-cache`.
+    pub fn from_settings(settings: &doodle_core::config::RegistrySettings) -> Result<Self> {
+        Ok(Self {
+            client: MlflowClient::new(&settings.mlflow_tracking_uri)?,
+            model_name: settings.model_name.clone(),
+            experiment: MLFLOW_EXPERIMENT.into(),
+            cache_dir: settings.local_dir.join(".mlflow-cache"),
+        })
+    }
+
     /// Upload a checkpoint folder as a run's `model/` artifacts and register it as the next
-    /// version of the model; with `alias`, point it at the new version.
+    /// version of the model, with `record.tags` as the run's and the version's tags; with
+    /// `alias`, point it at the new version (without a history event: see
+    /// [`move_alias`](Self::move_alias)).
     pub async fn register(
         &self,
         checkpoint: &Path,
@@ -732,7 +762,7 @@ impl MlflowRegistry {
             let source = format!("{}/{MODEL_ARTIFACT_DIR}", run.info.artifact_uri);
             let version = self
                 .client
-                .create_model_version(&self.model_name, &source, &run_id, &[])
+                .create_model_version(&self.model_name, &source, &run_id, &tags)
                 .await?;
             if let Some(alias) = alias {
                 self.client
