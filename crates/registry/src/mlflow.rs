@@ -220,6 +220,9 @@ impl MlflowClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(300))
+            // MLflow's server closes idle connections after 5 s; a pooled one reused later
+            // fails with "error sending request". Drop them well before.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .map_err(|source| MlflowError::Http {
                 method: Method::GET,
