@@ -356,6 +356,34 @@ pub struct PipelineSettings {
     /// Each stage's command line. A program without a `/` is looked for next to the
     /// orchestrator's own binary first, then on PATH.
     pub stage_commands: [Vec<String>; 7],
+    /// Stage 5: epochs of fine-tuning the deployed model.
+    pub retrain_epochs: usize,
+    /// Stage 5: time budget for training, in minutes (0 = none); fewer epochs when it would
+    /// overrun.
+    pub retrain_max_minutes: f64,
+    /// Stage 5: at most this many training drawings per category (a seeded sample), so one
+    /// flooded category cannot drown the others (0 = no cap).
+    pub retrain_max_per_class: usize,
+    /// Stage 5: train every layer, not only the final one.
+    pub retrain_unfreeze_all: bool,
+    /// Stage 5: share of the training drawings held out to pick the best epoch.
+    pub retrain_val_fraction: f64,
+    pub retrain_batch_size: usize,
+    pub retrain_learning_rate: f64,
+    /// Stage 5: seed of the per-category cap, the validation split, shuffling and augmentation.
+    pub retrain_seed: u64,
+    /// Share of the users' drawings in the fixed evaluation set (chosen by a hash of each
+    /// drawing's bytes, so a drawing is in it forever or never).
+    pub eval_user_share: f64,
+    /// Stage 6: the candidate's top-1 on the categories both models know may be at most this
+    /// much below the deployed model's (0.005 = half a point).
+    pub gate_tolerance: f64,
+    /// Stage 6: no known category's top-1 may drop by more than this.
+    pub gate_max_class_drop: f64,
+    /// Stage 6: every new category needs at least this top-1 ...
+    pub gate_min_new_class_accuracy: f64,
+    /// ... on at least this many evaluation drawings.
+    pub gate_min_new_class_drawings: usize,
 }
 
 impl Default for PipelineSettings {
@@ -381,6 +409,19 @@ impl Default for PipelineSettings {
                 command("stage6-register"),
                 command("stage7-clean"),
             ],
+            retrain_epochs: 3,
+            retrain_max_minutes: 60.0,
+            retrain_max_per_class: 5000,
+            retrain_unfreeze_all: false,
+            retrain_val_fraction: 0.1,
+            retrain_batch_size: 128,
+            retrain_learning_rate: 0.05,
+            retrain_seed: 42,
+            eval_user_share: 0.1,
+            gate_tolerance: 0.005,
+            gate_max_class_drop: 0.05,
+            gate_min_new_class_accuracy: 0.6,
+            gate_min_new_class_drawings: 5,
         }
     }
 }
@@ -564,7 +605,69 @@ impl Settings {
                 format!("stage {} has an empty command", n + 1),
             ));
         }
-        Ok(())
+        self.validate_retrain()
+    }
+
+    /// The retrain stage's and the gate's numbers.
+    fn validate_retrain(&self) -> Result<(), ConfigError> {
+        let p = &self.pipeline;
+        let check = |key: &'static str, ok: bool, rule: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    message: rule.to_string(),
+                })
+            }
+        };
+        let fraction = |v: f64| v > 0.0 && v < 1.0;
+        let share = |v: f64| (0.0..=1.0).contains(&v);
+        check(
+            "pipeline.retrain_epochs",
+            p.retrain_epochs >= 1,
+            "must be at least 1",
+        )?;
+        check(
+            "pipeline.retrain_max_minutes",
+            p.retrain_max_minutes >= 0.0 && p.retrain_max_minutes.is_finite(),
+            "must be 0 (no budget) or a positive number of minutes",
+        )?;
+        check(
+            "pipeline.retrain_val_fraction",
+            fraction(p.retrain_val_fraction),
+            "must be between 0 and 1",
+        )?;
+        check(
+            "pipeline.retrain_batch_size",
+            p.retrain_batch_size >= 2,
+            "must be at least 2",
+        )?;
+        check(
+            "pipeline.retrain_learning_rate",
+            p.retrain_learning_rate > 0.0 && p.retrain_learning_rate.is_finite(),
+            "must be positive",
+        )?;
+        check(
+            "pipeline.eval_user_share",
+            fraction(p.eval_user_share),
+            "must be between 0 and 1",
+        )?;
+        check(
+            "pipeline.gate_tolerance",
+            share(p.gate_tolerance),
+            "must be between 0 and 1",
+        )?;
+        check(
+            "pipeline.gate_max_class_drop",
+            share(p.gate_max_class_drop),
+            "must be between 0 and 1",
+        )?;
+        check(
+            "pipeline.gate_min_new_class_accuracy",
+            share(p.gate_min_new_class_accuracy),
+            "must be between 0 and 1",
+        )
     }
 }
 
@@ -774,6 +877,22 @@ mod tests {
             (
                 "[pipeline]\nstage_timeout_secs = [1, 1, 0, 1, 1, 1, 1]\n",
                 "pipeline.stage_timeout_secs",
+            ),
+            (
+                "[pipeline]\nretrain_val_fraction = 1.0\n",
+                "pipeline.retrain_val_fraction",
+            ),
+            (
+                "[pipeline]\neval_user_share = 0.0\n",
+                "pipeline.eval_user_share",
+            ),
+            (
+                "[pipeline]\ngate_tolerance = -0.1\n",
+                "pipeline.gate_tolerance",
+            ),
+            (
+                "[pipeline]\nretrain_epochs = 0\n",
+                "pipeline.retrain_epochs",
             ),
         ] {
             Jail::expect_with(|jail| {

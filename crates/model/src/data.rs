@@ -77,6 +77,13 @@ impl Dataset {
     /// `round(n × val_fraction)` drawings (at least one when the category has two or more)
     /// go to validation. Returns `(train, validation)`.
     pub fn split(&self, val_fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        let (train, val) = self.split_indices(val_fraction, seed);
+        (self.subset(&train), self.subset(&val))
+    }
+
+    /// The indices [`Dataset::split`] puts in each part: `(train, validation)`, each in the
+    /// order `split` gathers them (category by category).
+    pub fn split_indices(&self, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
         let mut rng = Rng::new(seed);
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.categories.len()];
         for (i, &l) in self.labels.iter().enumerate() {
@@ -92,7 +99,7 @@ impl Dataset {
             val.extend_from_slice(&idx[..k]);
             train.extend_from_slice(&idx[k..]);
         }
-        (self.subset(&train), self.subset(&val))
+        (train, val)
     }
 
     /// SHA-256 over the ordered categories, labels and pixels: the same drawings in the same

@@ -28,7 +28,10 @@ pub use checkpoint::{Classifier, Metadata, Predictor, save_untrained};
 pub use data::Dataset;
 pub use error::ModelError;
 pub use evaluate::Evaluation;
-pub use train::{FineTuneOptions, TrainOptions, TrainReport, fine_tune, train};
+pub use train::{
+    DatasetFineTuneOptions, EpochEnd, FineTuneOptions, TrainOptions, TrainReport, fine_tune,
+    fine_tune_dataset, train,
+};
 
 /// Side of one drawing in pixels.
 pub const IMAGE_SIDE: i64 = 28;

@@ -185,6 +185,44 @@ pub struct FineTuneOptions {
     pub max_minutes: Option<f64>,
 }
 
+/// Fine-tune a classifier already in memory on drawings already in memory (the pipeline's
+/// retrain stage, which chooses the drawings itself). `data` is split into train and validation
+/// as [`fine_tune`] splits its data; its categories are the new label order.
+#[derive(Debug, Clone)]
+pub struct DatasetFineTuneOptions {
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub recipe: Recipe,
+    /// Train every layer, not only the final one.
+    pub unfreeze_all: bool,
+    pub out_dir: PathBuf,
+    pub progress: bool,
+    /// Time budget, as in [`TrainOptions::max_minutes`].
+    pub max_minutes: Option<f64>,
+    /// Where the starting weights came from (the checkpoint's `parent`).
+    pub parent: Option<String>,
+    /// Extra fields for the checkpoint's `training` metadata (merged over the ones this
+    /// function writes: mode, recipe, seed, validation fraction, drawings, base training).
+    pub training: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What the epoch callback of [`fine_tune_dataset`] is told after every epoch (once that
+/// epoch's checkpoint, if it was the best so far, is on disk).
+#[derive(Debug)]
+pub struct EpochEnd<'a> {
+    pub log: &'a EpochLog,
+    /// Validation of the trained weights, per category included.
+    pub validation: &'a Evaluation,
+    /// Validation of the EMA weights, when the recipe keeps an average.
+    pub ema_validation: Option<&'a Evaluation>,
+    /// Epochs the run now plans (a time budget may have lowered it).
+    pub epochs: usize,
+    /// The best epoch so far (its weights are the checkpoint).
+    pub best_epoch: usize,
+    /// Estimated time to the end of the run, in seconds.
+    pub seconds_left: f64,
+}
+
 /// One line of `train_log.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
@@ -279,6 +317,48 @@ pub fn fine_tune(opts: &FineTuneOptions) -> Result<TrainReport, ModelError> {
     )
 }
 
+/// Fine-tune `base` on `data` (see [`DatasetFineTuneOptions`]): the final layer is resized for
+/// `data.categories` (learned rows copied by name), then only it is trained unless
+/// `unfreeze_all`; `on_epoch` is called after every epoch. The best checkpoint, `train_log.csv`,
+/// `validation/` and `train_report.json` end up in `opts.out_dir`.
+pub fn fine_tune_dataset(
+    base: &Classifier,
+    data: &Dataset,
+    opts: &DatasetFineTuneOptions,
+    on_epoch: &mut dyn FnMut(&EpochEnd<'_>),
+) -> Result<TrainReport, ModelError> {
+    opts.recipe.validate()?;
+    tch::manual_seed(opts.seed as i64);
+    let mut model = base.with_categories(&data.categories)?;
+    model.metadata.parent = opts.parent.clone();
+    let mut training = serde_json::json!({
+        "mode": if opts.unfreeze_all { "fine-tune (all layers)" } else { "fine-tune (final layer)" },
+        "recipe": opts.recipe,
+        "seed": opts.seed,
+        "val_fraction": opts.val_fraction,
+        "drawings": data.len(),
+        "base_training": base.metadata.training,
+    });
+    for (key, value) in &opts.training {
+        training[key] = value.clone();
+    }
+    model.metadata.training = training;
+    let mode = if opts.unfreeze_all {
+        Mode::Full
+    } else {
+        Mode::HeadOnly
+    };
+    let common = Common {
+        val_fraction: opts.val_fraction,
+        seed: opts.seed,
+        recipe: opts.recipe.clone(),
+        out_dir: opts.out_dir.clone(),
+        progress: opts.progress,
+        max_minutes: opts.max_minutes,
+    };
+    run_with(model, data, mode, &common, on_epoch)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Full,
@@ -309,10 +389,20 @@ impl Common {
 }
 
 fn run(
+    model: Classifier,
+    data: &Dataset,
+    mode: Mode,
+    c: &Common,
+) -> Result<TrainReport, ModelError> {
+    run_with(model, data, mode, c, &mut |_| {})
+}
+
+fn run_with(
     mut model: Classifier,
     data: &Dataset,
     mode: Mode,
     c: &Common,
+    on_epoch: &mut dyn FnMut(&EpochEnd<'_>),
 ) -> Result<TrainReport, ModelError> {
     let started = Instant::now();
     let r = &c.recipe;
@@ -574,8 +664,8 @@ fn run(
         write_log(&c.out_dir.join("train_log.csv"), &logs)?;
 
         // Keep the best of the raw and EMA weights.
-        let mut candidates = vec![("weights", raw)];
-        if let Some(e) = ema_eval {
+        let mut candidates = vec![("weights", &raw)];
+        if let Some(e) = &ema_eval {
             candidates.push(("ema", e));
         }
         for (source, eval) in candidates {
@@ -585,15 +675,24 @@ fn run(
             if better {
                 let mut meta = model.metadata.clone();
                 meta.training["epochs_run"] = serde_json::json!(epochs);
-                fill_metadata(&mut meta, &eval);
+                fill_metadata(&mut meta, eval);
                 let vs = match (&ema, source) {
                     (Some((e, _)), "ema") => &e.vs,
                     _ => &model.vs,
                 };
                 write_checkpoint(vs, &meta, &c.out_dir)?;
-                best = Some((epoch, source, eval));
+                best = Some((epoch, source, eval.clone()));
             }
         }
+        let last = logs.last().expect("this epoch's log was just pushed");
+        on_epoch(&EpochEnd {
+            log: last,
+            validation: &raw,
+            ema_validation: ema_eval.as_ref(),
+            epochs,
+            best_epoch: best.as_ref().map_or(epoch, |(e, _, _)| *e),
+            seconds_left: seconds_left(epoch, epochs, last.seconds, deadline),
+        });
     }
 
     let (best_epoch, source, validation) = best.expect("at least one epoch ran");
@@ -617,6 +716,15 @@ fn run(
             .as_bytes(),
     )?;
     Ok(report)
+}
+
+/// The time the remaining epochs should take at this epoch's pace, capped by the deadline.
+fn seconds_left(epoch: usize, epochs: usize, per_epoch: f64, deadline: Option<Instant>) -> f64 {
+    let at_pace = epochs.saturating_sub(epoch) as f64 * per_epoch;
+    match deadline {
+        Some(d) => at_pace.min(d.saturating_duration_since(Instant::now()).as_secs_f64()),
+        None => at_pace,
+    }
 }
 
 fn fill_metadata(meta: &mut crate::Metadata, eval: &Evaluation) {

@@ -42,6 +42,12 @@ pub struct StageOutput {
     /// Stage 6 (part 2): whether the gate promoted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promoted: Option<bool>,
+    /// Stage 5/6: the candidate checkpoint folder (written by 5, judged by 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Stage 6: the gate's report (both models per category, each rule and its verdict).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_report: Option<serde_json::Value>,
     /// A one-line human summary ("3 categories, 120 drawings converted").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,

@@ -335,7 +335,7 @@ fn run_output(output: &StageOutput) -> RunOutput {
         data_hash: output.data_hash.clone(),
         model_version: output.model_version.clone(),
         promoted: output.promoted,
-        gate_report: None,
+        gate_report: output.gate_report.as_ref().map(|report| report.to_string()),
     }
 }
 

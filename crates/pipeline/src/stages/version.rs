@@ -172,8 +172,9 @@ impl<'a> Tools<'a> {
     }
 }
 
-/// The `md5:` of the first output in a `.dvc` file (DVC's hash of the folder).
-fn dvc_hash(dvc_file: &Path) -> anyhow::Result<String> {
+/// The `md5:` of the first output in a `.dvc` file (DVC's hash of the folder); stage 5 reads
+/// the data version with it too.
+pub fn dvc_hash(dvc_file: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(dvc_file)
         .with_context(|| format!("reading {}", dvc_file.display()))?;
     text.lines()
