@@ -24,7 +24,8 @@ for s in "${services[@]}"; do
     bins+=(--bin "${command%% *}")
 done
 # The pipeline's stages run beside the orchestrator; stage 4 needs DVC (pinned, in .venv).
-bins+=(--bin stage1-scan --bin stage2-merge --bin stage3-convert --bin stage4-version --bin stage7-clean)
+bins+=(--bin stage1-scan --bin stage2-merge --bin stage3-convert --bin stage4-version
+    --bin stage5-retrain --bin stage6-register --bin stage7-clean)
 cargo build --release --locked "${bins[@]}" --bin doodle-model --bin doodle-registry
 scripts/setup-mlflow.sh
 export PATH="$(pwd)/.venv/bin:$PATH"

@@ -1,6 +1,6 @@
 //! Whole runs over drawings saved through the real backend: the real orchestrator and the real
 //! data stages, real git and DVC, on SQLite and PostgreSQL. Stages 5 and 6 (retrain, register)
-//! are issue 17's; until they exist these runs put a stand-in that says so in their place.
+//! need a trained model and are tested in crates/retrain; here a stand-in that says so runs instead.
 
 mod common;
 
