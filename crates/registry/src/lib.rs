@@ -19,6 +19,8 @@ pub mod history;
 pub mod local;
 pub mod mlflow;
 pub mod registry;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use history::AliasEvent;
 pub use local::{LocalRegistry, ModelVersion};

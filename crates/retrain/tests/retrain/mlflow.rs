@@ -1,100 +1,13 @@
 //! Stages 5 and 6 against a real `mlflow server` on loopback (pinned in .venv by
 //! scripts/setup-mlflow.sh), as `registry.kind = "mlflow"` runs them.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
+use doodle_registry::test_support::start_mlflow;
 use doodle_registry::{MlflowClient, Registry, RunRecord};
 use serde_json::Value;
 
 use crate::helpers::*;
-
-struct MlflowServer {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for MlflowServer {
-    fn drop(&mut self) {
-        // mlflow server runs its workers in its process group: stop the group, then make sure.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn mlflow_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/mlflow");
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/setup-mlflow.sh (make test does)",
-        bin.display()
-    );
-    bin
-}
-
-async fn start_mlflow() -> MlflowServer {
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("mlflow.log")).unwrap();
-    let child = Command::new(mlflow_bin())
-        .args(["server", "--backend-store-uri"])
-        .arg(format!("sqlite:///{}/mlflow.db", dir.path().display()))
-        .arg("--artifacts-destination")
-        .arg(dir.path().join("artifacts"))
-        .args([
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            "1",
-            "--port",
-        ])
-        .arg(port.to_string())
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .env("DO_NOT_TRACK", "true")
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .process_group(0)
-        .spawn()
-        .expect("starting mlflow server");
-    let server = MlflowServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Ok(r) = http.get(format!("{}/health", server.url)).send().await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mlflow server did not start; its log:\n{}",
-            std::fs::read_to_string(server.dir.path().join("mlflow.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// A metric's values by step (the client has no history call; the REST API does).
 async fn history(url: &str, run_id: &str, key: &str) -> Vec<(i64, f64)> {
