@@ -284,37 +284,24 @@ pub fn fine_tune(opts: &FineTuneOptions) -> Result<TrainReport, ModelError> {
     opts.recipe.validate()?;
     let base = Classifier::load(&opts.checkpoint)?;
     let data = Dataset::load(&opts.data, &opts.categories, opts.limit_per_class)?;
-    tch::manual_seed(opts.seed as i64);
-    let mut model = base.with_categories(&opts.categories)?;
-    model.metadata.parent = Some(opts.checkpoint.display().to_string());
-    model.metadata.training = serde_json::json!({
-        "mode": if opts.unfreeze_all { "fine-tune (all layers)" } else { "fine-tune (final layer)" },
-        "recipe": opts.recipe,
-        "seed": opts.seed,
-        "val_fraction": opts.val_fraction,
-        "limit_per_class": opts.limit_per_class,
-        "data": opts.data,
-        "drawings": data.len(),
-        "base_training": base.metadata.training,
-    });
-    let mode = if opts.unfreeze_all {
-        Mode::Full
-    } else {
-        Mode::HeadOnly
+    let mut training = serde_json::Map::new();
+    training.insert(
+        "limit_per_class".into(),
+        serde_json::json!(opts.limit_per_class),
+    );
+    training.insert("data".into(), serde_json::json!(opts.data));
+    let in_memory = DatasetFineTuneOptions {
+        val_fraction: opts.val_fraction,
+        seed: opts.seed,
+        recipe: opts.recipe.clone(),
+        unfreeze_all: opts.unfreeze_all,
+        out_dir: opts.out_dir.clone(),
+        progress: opts.progress,
+        max_minutes: opts.max_minutes,
+        parent: Some(opts.checkpoint.display().to_string()),
+        training,
     };
-    run(
-        model,
-        &data,
-        mode,
-        &Common {
-            val_fraction: opts.val_fraction,
-            seed: opts.seed,
-            recipe: opts.recipe.clone(),
-            out_dir: opts.out_dir.clone(),
-            progress: opts.progress,
-            max_minutes: opts.max_minutes,
-        },
-    )
+    fine_tune_dataset(&base, &data, &in_memory, &mut |_| {})
 }
 
 /// Fine-tune `base` on `data` (see [`DatasetFineTuneOptions`]): the final layer is resized for
