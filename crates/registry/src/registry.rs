@@ -1,6 +1,7 @@
 //! One handle over both registries, built from `[registry]` in config.toml, so callers (the
 //! pipeline's register stage, the CLI) write each operation once.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use doodle_core::Settings;
@@ -149,6 +150,20 @@ impl Registry {
                 blocking(move || r.set_version_tag(version, &key, &value)).await
             }
             Self::Mlflow(r) => r.set_version_tag(version, key, value).await,
+        }
+    }
+
+    /// A version's tags (the data version, the pipeline run, the gate's decision, ...).
+    pub async fn version_tags(&self, version: &str) -> Result<BTreeMap<String, String>> {
+        match self {
+            Self::Local(r) => {
+                let (r, version) = (r.clone(), number(version)?);
+                Ok(blocking(move || r.version(version)).await?.tags)
+            }
+            Self::Mlflow(r) => {
+                let v = r.client.model_version(&r.model_name, version).await?;
+                Ok(v.tags.into_iter().map(|t| (t.key, t.value)).collect())
+            }
         }
     }
 }

@@ -137,6 +137,10 @@ pub struct Pipeline {
     pub state: PathBuf,
     pub registry_dir: PathBuf,
     pub logs: PathBuf,
+    /// Where the backend saves drawings (`backend.img_data_location`).
+    pub images: PathBuf,
+    /// `pipeline_runs` (SQLite).
+    pub database: String,
 }
 
 /// The test configuration's `[pipeline]` keys beyond the folders.
@@ -145,8 +149,15 @@ pub const PIPELINE_DEFAULTS: &str = "retrain_epochs = 2\nretrain_batch_size = 32
 
 impl Pipeline {
     /// A local registry (`registry` = extra `[registry]` keys, e.g. MLflow's) and `pipeline`
-    /// appended to `[pipeline]`.
+    /// appended to `[pipeline]`; a data repository as stage 4 leaves it.
     pub fn new(registry: &str, pipeline: &str) -> Self {
+        let p = Self::without_repo(registry, pipeline);
+        p.init_repo();
+        p
+    }
+
+    /// The same with no data repository yet: stage 4 makes it.
+    pub fn without_repo(registry: &str, pipeline: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let p = Self {
@@ -155,6 +166,8 @@ impl Pipeline {
             state: root.join("state"),
             registry_dir: root.join("registry"),
             logs: root.join("logs"),
+            images: root.join("img"),
+            database: format!("sqlite://{}/runs.db?mode=rwc", root.display()),
             dir,
         };
         std::fs::write(root.join("categories.txt"), BASE_CATEGORIES.join("\n")).unwrap();
@@ -164,19 +177,20 @@ impl Pipeline {
              categories_file = {cats:?}\nthreads = 1\n\n\
              [registry]\nlocal_dir = {reg:?}\n{registry}\n\n\
              [backend]\nimg_data_location = {img:?}\n\n\
+             [database]\nurl = {db:?}\n\n\
              [pipeline]\ndata_repo = {repo:?}\nstate_dir = {state:?}\nquarantine_dir = {q:?}\n\
              {PIPELINE_DEFAULTS}{pipeline}\n",
             logs = p.logs,
             base = base_data(),
             cats = root.join("categories.txt"),
             reg = p.registry_dir,
-            img = root.join("img"),
+            img = p.images,
+            db = p.database,
             repo = p.repo,
             state = p.state,
             q = root.join("quarantine"),
         );
         std::fs::write(&p.config, text).unwrap();
-        p.init_repo();
         p
     }
 
