@@ -10,3 +10,5 @@ echo "== model server (raw forward vs wrk at c=1/8/32/64, RSS)"
 scripts/bench-model-server.sh
 echo "== backend (hop cost, save-image; REFERENCE=<dir> adds the Python reference side by side)"
 scripts/bench-backend.sh
+echo "== dashboard (GET /pipeline_runs?limit=50 over 100 000 runs in PostgreSQL at c=1/32, the page's refresh cost)"
+scripts/bench-dashboard.sh

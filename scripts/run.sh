@@ -10,6 +10,7 @@ services=(
     "model server|model-server|http://127.0.0.1:5002"
     "backend|backend|http://127.0.0.1:8000"
     "ui|ui-server|http://127.0.0.1:9080"
+    "dashboard|dashboard|http://127.0.0.1:8001"
     "pipeline|pipeline-orchestrator --every|scheduled (pipeline.schedule_every); logs/pipeline_orchestrator.log"
 )
 

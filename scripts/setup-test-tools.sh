@@ -30,6 +30,11 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "installing chromium (Debian package)"
     apt_install chromium
 fi
+# The dashboard's browser tests (scripts/test-dashboard.sh) write their runs with the sqlite3 shell.
+if ! command -v sqlite3 >/dev/null 2>&1; then
+    echo "installing sqlite3 (Debian package)"
+    apt_install sqlite3
+fi
 pinned=$(node -p 'require("./tests/e2e/package-lock.json").packages["node_modules/playwright-core"].version')
 installed=$(node -p 'try { require("./tests/e2e/node_modules/playwright-core/package.json").version } catch { "" }')
 if [ "$pinned" != "$installed" ]; then

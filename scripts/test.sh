@@ -41,3 +41,6 @@ echo "ok: model-server and doodle-model resolve libtorch and run with no environ
 
 step "browser tests of the UI (headless chromium; real ui-server, backend and model server)"
 scripts/test-ui.sh
+
+step "browser tests of the pipeline dashboard (headless chromium; real dashboard over SQLite)"
+scripts/test-dashboard.sh

@@ -294,6 +294,16 @@ impl Default for UiSettings {
 pub struct DashboardSettings {
     pub host: IpAddr,
     pub port: u16,
+    /// Runs in a `GET /pipeline_runs` without `limit` (the newest ones; a `Link` header points
+    /// at the next page).
+    pub default_limit: u32,
+    /// The most runs one request may ask for (a larger `limit` is cut to this).
+    pub max_limit: u32,
+    /// `GET /pipeline_runs/{id}/stages/{n}/log` answers the last this-many bytes of the log
+    /// (whole lines). The stage logs are `telemetry.log_dir/runs/<run_id>/stage<N>.log`.
+    pub log_tail_bytes: u64,
+    /// A request waits at most this long for a database connection before it gets 503.
+    pub db_timeout_ms: u64,
 }
 
 impl DashboardSettings {
@@ -308,6 +318,10 @@ impl Default for DashboardSettings {
         Self {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8001,
+            default_limit: 100,
+            max_limit: 1000,
+            log_tail_bytes: 64 * 1024,
+            db_timeout_ms: 2_000,
         }
     }
 }
@@ -553,6 +567,22 @@ impl Settings {
         }
         if self.backend.body_limit_bytes < 1024 {
             return Err(invalid("backend.body_limit_bytes", "must be at least 1024"));
+        }
+        let d = &self.dashboard;
+        if d.max_limit == 0 {
+            return Err(invalid("dashboard.max_limit", "must be at least 1"));
+        }
+        if d.default_limit == 0 || d.default_limit > d.max_limit {
+            return Err(invalid(
+                "dashboard.default_limit",
+                "must be between 1 and dashboard.max_limit",
+            ));
+        }
+        if d.log_tail_bytes == 0 {
+            return Err(invalid("dashboard.log_tail_bytes", "must be at least 1"));
+        }
+        if d.db_timeout_ms == 0 {
+            return Err(invalid("dashboard.db_timeout_ms", "must be at least 1"));
         }
         if self.registry.model_name.trim().is_empty() {
             return Err(invalid("registry.model_name", "must not be empty"));
@@ -893,6 +923,34 @@ mod tests {
             (
                 "[pipeline]\nretrain_epochs = 0\n",
                 "pipeline.retrain_epochs",
+            ),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.create_file("c.toml", file)?;
+                let err = Settings::load_from(Some(Path::new("c.toml")))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(key), "{err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn bad_dashboard_values_name_the_key() {
+        for (file, key) in [
+            ("[dashboard]\nmax_limit = 0\n", "dashboard.max_limit"),
+            (
+                "[dashboard]\ndefault_limit = 2000\nmax_limit = 1000\n",
+                "dashboard.default_limit",
+            ),
+            (
+                "[dashboard]\nlog_tail_bytes = 0\n",
+                "dashboard.log_tail_bytes",
+            ),
+            (
+                "[dashboard]\ndb_timeout_ms = 0\n",
+                "dashboard.db_timeout_ms",
             ),
         ] {
             Jail::expect_with(|jail| {

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,92 @@ impl Run {
     pub fn stage(&self, n: usize) -> &StageState {
         &self.stages[n - 1]
     }
+}
+
+impl Run {
+    /// What became of the run, from its stages' statuses (see [`RunOutcome`]).
+    pub fn outcome(&self) -> RunOutcome {
+        let any = |status: StageStatus| self.stages.iter().any(|s| s.status == status);
+        if any(StageStatus::Waiting) || any(StageStatus::Running) {
+            RunOutcome::Running
+        } else if any(StageStatus::Failed) {
+            RunOutcome::Failed
+        } else if any(StageStatus::NotTriggered) {
+            RunOutcome::NotTriggered
+        } else {
+            RunOutcome::Complete
+        }
+    }
+}
+
+/// What became of a run: the first that applies of a stage still open (`running`), a stage
+/// failed (`failed`), a stage not triggered (`not_triggered`: stage 1 found too few new
+/// drawings), else `complete`. The same rule is written in SQL for [`RunStore::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Running,
+    Complete,
+    Failed,
+    NotTriggered,
+}
+
+impl RunOutcome {
+    pub const ALL: [RunOutcome; 4] = [
+        Self::Running,
+        Self::Complete,
+        Self::Failed,
+        Self::NotTriggered,
+    ];
+
+    /// `running`, `complete`, `failed`, `not_triggered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+            Self::NotTriggered => "not_triggered",
+        }
+    }
+}
+
+impl fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a run outcome"))
+    }
+}
+
+/// Totals over every run, for the dashboard's `/metrics` ([`RunStore::stats`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunStats {
+    /// How many runs have each outcome (outcomes with no run are absent).
+    pub outcomes: Vec<(RunOutcome, i64)>,
+    /// Per stage (index 0 is stage 1): how many finished (complete or failed, with a start and
+    /// an end) ...
+    pub stages_finished: [i64; STAGES],
+    /// ... and their durations added up, in seconds.
+    pub stage_seconds: [f64; STAGES],
+}
+
+/// Where the orchestrator writes stage `stage`'s output for run `run`:
+/// `<log_dir>/runs/<run_id>/stage<N>.log`. The one definition, used by the orchestrator to
+/// write and by the dashboard to read: the path is made of two numbers only, so nothing a
+/// client sends can name another file.
+pub fn stage_log_path(log_dir: &Path, run: RunId, stage: usize) -> PathBuf {
+    log_dir
+        .join("runs")
+        .join(run.to_string())
+        .join(format!("stage{stage}.log"))
 }
 
 /// What a run produced; `None` = not known (yet). [`RunStore::record`] sets only the `Some`s.

@@ -49,6 +49,75 @@ pub(crate) static LIST: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// [`LIST`] without `gate_report` (a JSON document per run, read only with [`GET`]): what a
+/// page of runs needs, lighter to read and to send.
+pub(crate) static LIST_SUMMARIES: LazyLock<String> = LazyLock::new(|| {
+    let columns = RUN_COLUMNS.replace(", gate_report", ", CAST(NULL AS TEXT) AS gate_report");
+    format!(
+        "SELECT {columns} FROM pipeline_runs ORDER BY start_time DESC, run_id DESC LIMIT $1 OFFSET $2"
+    )
+});
+
+/// A run's outcome as SQL, the same rule as [`crate::Run::outcome`]: any stage open → `running`,
+/// else any failed → `failed`, else any not triggered → `not_triggered`, else `complete`.
+fn outcome_case() -> String {
+    let any = |test: &str| {
+        (1..=STAGES)
+            .map(|n| format!("stage_{n}_status {test}"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    format!(
+        "CASE WHEN {} THEN 'running' WHEN {} THEN 'failed' WHEN {} THEN 'not_triggered' \
+         ELSE 'complete' END",
+        any(&format!("IN {OPEN}")),
+        any("= 'failed'"),
+        any("= 'not_triggered'"),
+    )
+}
+
+/// `stats`, part 1: how many runs have each outcome (`outcome`, `runs`).
+pub(crate) static OUTCOMES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT outcome, COUNT(*) AS runs FROM (SELECT {} AS outcome FROM pipeline_runs) AS o \
+         GROUP BY outcome",
+        outcome_case()
+    )
+});
+
+/// `stats`, part 2: per stage, the number of finished stages (complete or failed, with both
+/// times) and the sum of their durations in seconds: `finished_N`, `seconds_N`. Time arithmetic
+/// is the one thing the two databases spell differently.
+fn stage_durations(seconds: fn(&str, &str) -> String) -> String {
+    let columns: Vec<String> = (1..=STAGES)
+        .map(|n| {
+            let (start, end) = (format!("stage_{n}_start"), format!("stage_{n}_end"));
+            let finished = format!(
+                "stage_{n}_status IN ('complete', 'failed') AND {start} IS NOT NULL \
+                 AND {end} IS NOT NULL"
+            );
+            format!(
+                "COUNT(CASE WHEN {finished} THEN 1 END) AS finished_{n}, \
+                 COALESCE(SUM(CASE WHEN {finished} THEN {} END), 0.0) AS seconds_{n}",
+                seconds(&start, &end)
+            )
+        })
+        .collect();
+    format!("SELECT {} FROM pipeline_runs", columns.join(", "))
+}
+
+pub(crate) static STAGE_DURATIONS_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    stage_durations(|start, end| {
+        format!("CAST((julianday({end}) - julianday({start})) * 86400.0 AS REAL)")
+    })
+});
+
+pub(crate) static STAGE_DURATIONS_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    stage_durations(|start, end| {
+        format!("CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)")
+    })
+});
+
 pub(crate) static GET: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {} FROM pipeline_runs WHERE run_id = $1",

@@ -12,7 +12,10 @@ use sqlx::sqlite::{
 use sqlx::{Executor as _, Row as _};
 
 use crate::codec::{db_error, decode_run, migrate_error, now};
-use crate::{NewRun, Run, RunId, RunOutput, RunsError, StageStatus, check_range, check_stage, sql};
+use crate::{
+    NewRun, Run, RunId, RunOutcome, RunOutput, RunStats, RunsError, STAGES, StageStatus,
+    check_range, check_stage, sql,
+};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -56,6 +59,31 @@ impl RunStore {
             Pool::Sqlite(connect_sqlite(url).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Pool::Postgres(connect_postgres(url).await?)
+        } else {
+            return Err(RunsError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Self { pool })
+    }
+
+    /// Like [`connect`](Self::connect), but nothing is opened yet: the first query connects, and
+    /// a database that is down now (or goes down later) is [`RunsError::Unavailable`] for each
+    /// query until it is back, then the pool reconnects by itself. For a reader that must start
+    /// and keep serving while the database comes and goes (the dashboard). A query waits at most
+    /// `acquire_timeout` for a connection.
+    pub fn connect_lazy(url: &str, acquire_timeout: Duration) -> Result<Self, RunsError> {
+        let pool = if url.starts_with("sqlite:") {
+            Pool::Sqlite(
+                sqlite_pool_options(url)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_lazy_with(sqlite_options(url)?),
+            )
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .acquire_timeout(acquire_timeout)
+                    .connect_lazy(url)
+                    .map_err(db_error)?,
+            )
         } else {
             return Err(RunsError::UnsupportedUrl(url.to_owned()));
         };
@@ -206,6 +234,47 @@ impl RunStore {
         .map_err(db_error)
     }
 
+    /// Like [`list`](Self::list), without each run's `gate_report` (`None`; [`get`](Self::get)
+    /// reads it): a page of runs for a table.
+    pub async fn list_summaries(&self, limit: i64, offset: i64) -> Result<Vec<Run>, RunsError> {
+        on_pool!(self, p => {
+            sqlx::query(&sql::LIST_SUMMARIES)
+                .bind(limit.max(0))
+                .bind(offset.max(0))
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(decode_run).collect())
+        })
+        .map_err(db_error)
+    }
+
+    /// Totals over every run: runs by outcome, finished stages and their summed durations. Two
+    /// scans of the table; for `/metrics`, not for every request.
+    pub async fn stats(&self) -> Result<RunStats, RunsError> {
+        let durations = match self.pool {
+            Pool::Sqlite(_) => &*sql::STAGE_DURATIONS_SQLITE,
+            Pool::Postgres(_) => &*sql::STAGE_DURATIONS_POSTGRES,
+        };
+        on_pool!(self, p => async {
+            let mut stats = RunStats::default();
+            for row in sqlx::query(&sql::OUTCOMES).fetch_all(p).await? {
+                let outcome: String = row.try_get("outcome")?;
+                let outcome: RunOutcome = outcome
+                    .parse()
+                    .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
+                stats.outcomes.push((outcome, row.try_get("runs")?));
+            }
+            stats.outcomes.sort_by_key(|(outcome, _)| outcome.as_str());
+            let row = sqlx::query(durations).fetch_one(p).await?;
+            for n in 1..=STAGES {
+                stats.stages_finished[n - 1] = row.try_get(format!("finished_{n}").as_str())?;
+                stats.stage_seconds[n - 1] = row.try_get(format!("seconds_{n}").as_str())?;
+            }
+            Ok::<_, sqlx::Error>(stats)
+        }.await)
+        .map_err(db_error)
+    }
+
     /// How many runs there are.
     pub async fn count(&self) -> Result<i64, RunsError> {
         on_pool!(self, p => {
@@ -241,20 +310,30 @@ fn expect_one(run: RunId, changed: Result<u64, sqlx::Error>) -> Result<(), RunsE
 }
 
 async fn connect_sqlite(url: &str) -> Result<SqlitePool, RunsError> {
-    let options = SqliteConnectOptions::from_str(url)
+    sqlite_pool_options(url)
+        .connect_with(sqlite_options(url)?)
+        .await
+        .map_err(db_error)
+}
+
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, RunsError> {
+    Ok(SqliteConnectOptions::from_str(url)
         .map_err(db_error)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let mut pool = SqlitePoolOptions::new();
+        .busy_timeout(SQLITE_BUSY_TIMEOUT))
+}
+
+fn sqlite_pool_options(url: &str) -> SqlitePoolOptions {
+    let pool = SqlitePoolOptions::new();
     if url.contains(":memory:") || url.contains("mode=memory") {
         // An in-memory database lives as long as a connection to it: keep exactly one.
-        pool = pool
-            .max_connections(1)
+        pool.max_connections(1)
             .idle_timeout(None)
-            .max_lifetime(None);
+            .max_lifetime(None)
+    } else {
+        pool
     }
-    pool.connect_with(options).await.map_err(db_error)
 }
 
 async fn connect_postgres(url: &str) -> Result<PgPool, RunsError> {

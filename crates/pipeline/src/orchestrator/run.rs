@@ -246,10 +246,7 @@ impl Orchestrator {
     }
 
     fn stage_log(&self, run: RunId, stage: usize) -> PathBuf {
-        self.log_dir
-            .join("runs")
-            .join(run.to_string())
-            .join(format!("stage{stage}.log"))
+        doodle_runs::stage_log_path(&self.log_dir, run, stage)
     }
 
     /// Store the verdict; stage 1 also decides whether the rest of the run is triggered.
