@@ -35,6 +35,13 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
     echo "installing sqlite3 (Debian package)"
     apt_install sqlite3
 fi
+# The monitoring checks (scripts/test-monitoring.sh): Debian's Prometheus (with promtool) and
+# node exporter, run on loopback by the script (its YAML checks use .venv's PyYAML).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 \
+    || ! command -v prometheus-node-exporter >/dev/null 2>&1; then
+    echo "installing prometheus and prometheus-node-exporter (Debian packages)"
+    apt_install prometheus prometheus-node-exporter
+fi
 pinned=$(node -p 'require("./tests/e2e/package-lock.json").packages["node_modules/playwright-core"].version')
 installed=$(node -p 'try { require("./tests/e2e/node_modules/playwright-core/package.json").version } catch { "" }')
 if [ "$pinned" != "$installed" ]; then

@@ -20,9 +20,6 @@ data_dir=${E2E_DATA_DIR:-$repo/../shared/data/quickdraw/train}
 categories_file=${E2E_CATEGORIES_FILE:-$repo/../shared/data/quickdraw/categories.txt}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 bin=$target_dir/debug
-model_dir=$target_dir/e2e-model
-# A small model: enough to tell a house from a rainbow, a few minutes on 2 cores.
-train_args=(--arch resnet18 --epochs 2 --limit 1000 --seed 42)
 
 say() { printf 'test-ui: %s\n' "$*"; }
 
@@ -94,23 +91,7 @@ wait_http() { # url pid name
 
 if [ ${#real_missing[@]} -eq 0 ]; then
     cargo build --locked --bin backend --bin model-server --bin doodle-model --bin doodle-registry
-    stamp_value=$(
-        {
-            echo "${train_args[*]}"
-            sha256sum "$categories_file" | cut -d' ' -f1
-            cat crates/model/src/checkpoint.rs crates/model/src/net.rs crates/model/src/input.rs 2>/dev/null || true
-        } | sha256sum | cut -d' ' -f1
-    )
-    if [ ! -f "$model_dir/.e2e-stamp" ] || [ "$(cat "$model_dir/.e2e-stamp")" != "$stamp_value" ]; then
-        say "training the test model (${train_args[*]}) into $model_dir; cached for later runs"
-        rm -rf "$model_dir" "$model_dir.tmp"
-        nice -n 10 "$bin/doodle-model" --quiet train "${train_args[@]}" \
-            --data "$data_dir" --categories "$categories_file" --out "$model_dir.tmp"
-        mv "$model_dir.tmp" "$model_dir"
-        echo "$stamp_value" >"$model_dir/.e2e-stamp"
-    else
-        say "using the cached test model in $model_dir"
-    fi
+    model_dir=$(scripts/e2e-model.sh | tail -n 1)
 
     mkdir -p "$work/logs" "$work/img"
     export DOODLE_TELEMETRY__LOG_DIR=$work/logs

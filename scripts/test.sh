@@ -44,3 +44,6 @@ scripts/test-ui.sh
 
 step "browser tests of the pipeline dashboard (headless chromium; real dashboard over SQLite)"
 scripts/test-dashboard.sh
+
+step "monitoring: promtool, the Grafana files, a real Prometheus over the real services, alerts firing"
+scripts/test-monitoring.sh

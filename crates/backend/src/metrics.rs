@@ -1,7 +1,10 @@
-//! The design's five metrics, with its exact names, next to the shared HTTP metrics.
+//! The design's five metrics, with its exact names, next to the shared HTTP metrics, and the
+//! live-accuracy counters (see [`feedback`](crate::feedback)).
 
 use doodle_core::metrics::{HTTP_BUCKETS, Metrics};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
+
+use crate::feedback::Feedback;
 
 /// Save latency is mostly one fsync: finer buckets at the low end than HTTP's.
 const SAVE_BUCKETS: &[f64] = &[
@@ -16,6 +19,8 @@ pub struct BackendMetrics {
     pub save_requests: IntCounter,
     pub save_latency: Histogram,
     api_errors: IntCounterVec,
+    live_feedback: IntCounterVec,
+    live_feedback_unmatched: IntCounterVec,
 }
 
 impl BackendMetrics {
@@ -55,11 +60,31 @@ impl BackendMetrics {
             &["endpoint", "error_type"],
         )
         .expect("valid metric definition. This is a bug.");
+        let live_feedback = IntCounterVec::new(
+            Opts::new(
+                "doodle_live_feedback_total",
+                "Labelled saves of a drawing the backend relayed a prediction for, by the \
+                 person's category and whether the model's top-1 agreed.",
+            ),
+            &["category", "agreed"],
+        )
+        .expect("valid metric definition. This is a bug.");
+        let live_feedback_unmatched = IntCounterVec::new(
+            Opts::new(
+                "doodle_live_feedback_unmatched_total",
+                "Labelled saves of a drawing with no recent prediction from this backend, by \
+                 category.",
+            ),
+            &["category"],
+        )
+        .expect("valid metric definition. This is a bug.");
         core.register(Box::new(prediction_requests.clone()));
         core.register(Box::new(prediction_latency.clone()));
         core.register(Box::new(save_requests.clone()));
         core.register(Box::new(save_latency.clone()));
         core.register(Box::new(api_errors.clone()));
+        core.register(Box::new(live_feedback.clone()));
+        core.register(Box::new(live_feedback_unmatched.clone()));
         Self {
             core,
             prediction_requests,
@@ -67,6 +92,8 @@ impl BackendMetrics {
             save_requests,
             save_latency,
             api_errors,
+            live_feedback,
+            live_feedback_unmatched,
         }
     }
 
@@ -74,6 +101,22 @@ impl BackendMetrics {
         self.api_errors
             .with_label_values(&[endpoint, error_type])
             .inc();
+    }
+}
+
+impl BackendMetrics {
+    /// Count one labelled save as live feedback.
+    pub fn feedback(&self, feedback: &Feedback) {
+        match feedback {
+            Feedback::Matched { category, agreed } => self
+                .live_feedback
+                .with_label_values(&[&**category, if *agreed { "true" } else { "false" }])
+                .inc(),
+            Feedback::Unmatched { category } => self
+                .live_feedback_unmatched
+                .with_label_values(&[&**category])
+                .inc(),
+        }
     }
 }
 

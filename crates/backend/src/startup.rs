@@ -14,6 +14,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::edge::edge;
 use crate::extract::BodyLimit;
+use crate::feedback::RecentPredictions;
 use crate::metrics::BackendMetrics;
 use crate::routes;
 use crate::storage::ImageStore;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub model_server: ModelServerClient,
     pub store: ImageStore,
     pub metrics: BackendMetrics,
+    /// The predictions relayed lately, for live feedback on saves.
+    pub recent: RecentPredictions,
 }
 
 impl AppState {
@@ -33,6 +36,7 @@ impl AppState {
             model_server: ModelServerClient::new(settings)?,
             store: ImageStore::new(&settings.img_data_location),
             metrics: BackendMetrics::new(),
+            recent: RecentPredictions::default(),
         })
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::edge::RequestId;
 use crate::error::{ApiError, ErrorReport};
 use crate::extract::JsonObject;
+use crate::feedback::single_top1;
 use crate::startup::AppState;
 use crate::upstream::MODEL_VERSION;
 
@@ -20,7 +21,7 @@ const INPUT_FIELDS: [&str; 4] = [
 ];
 
 /// `POST /invocations/`: check the body, forward it unchanged, answer with the model server's
-/// status and JSON.
+/// status and JSON. The top-1 for a design-shaped drawing is remembered for live feedback.
 pub async fn invocations(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
@@ -29,9 +30,15 @@ pub async fn invocations(
     state.metrics.prediction_requests.inc();
     let _timer = state.metrics.prediction_latency.start_timer();
     let body = body?;
-    check_scoring_body(&body.fields)?;
+    let drawing = check_scoring_body(&body.fields)?;
     let answer = state.model_server.invoke(body.raw, Some(&id.0)).await?;
     let status = answer.status;
+    if let Some(pixels) = drawing
+        && status.is_success()
+        && let Some(label) = single_top1(&answer.body)
+    {
+        state.recent.remember(&pixels, &label);
+    }
     let mut response = (
         status,
         [(
@@ -59,8 +66,8 @@ pub async fn invocations(
 
 /// Exactly one MLflow input field. The design's own shape, `{"inputs": "<base64>"}`, is checked
 /// here so a bad drawing is a 400 without a round trip; every other shape is the model server's
-/// to judge.
-fn check_scoring_body(fields: &Map<String, Value>) -> Result<(), ApiError> {
+/// to judge. Returns the drawing's 784 bytes for the design's shape.
+fn check_scoring_body(fields: &Map<String, Value>) -> Result<Option<Vec<u8>>, ApiError> {
     let present: Vec<&str> = INPUT_FIELDS
         .into_iter()
         .filter(|f| fields.contains_key(*f))
@@ -76,8 +83,9 @@ fn check_scoring_body(fields: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(Value::String(text)) = fields.get("inputs") {
         let bytes = decode_base64(text).map_err(|_| ApiError::InvalidBase64)?;
         pixels_from_raw(&bytes).map_err(|_| ApiError::WrongSize(bytes.len()))?;
+        return Ok(Some(bytes));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -85,7 +93,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn check(body: Value) -> Result<(), ApiError> {
+    fn check(body: Value) -> Result<Option<Vec<u8>>, ApiError> {
         let Value::Object(fields) = body else {
             panic!("test bodies are objects")
         };
@@ -95,7 +103,7 @@ mod tests {
     #[test]
     fn the_designs_shape_is_checked_locally() {
         let ok = doodle_core::image::encode_base64(&[9; 784]);
-        assert!(check(json!({ "inputs": ok })).is_ok());
+        assert_eq!(check(json!({ "inputs": ok })).unwrap(), Some(vec![9; 784]));
         let short = doodle_core::image::encode_base64(&[9; 783]);
         assert!(matches!(
             check(json!({ "inputs": short })),
@@ -109,7 +117,7 @@ mod tests {
 
     #[test]
     fn other_mlflow_shapes_pass_to_the_model_server() {
-        assert!(check(json!({ "inputs": [[0.0, 1.0]] })).is_ok());
+        assert_eq!(check(json!({ "inputs": [[0.0, 1.0]] })).unwrap(), None);
         assert!(check(json!({ "instances": [{ "image": "x" }] })).is_ok());
         assert!(check(json!({ "dataframe_split": { "data": [] }, "params": {} })).is_ok());
     }

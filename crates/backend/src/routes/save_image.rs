@@ -16,7 +16,8 @@ pub struct Saved {
 }
 
 /// `POST /save-image/`: `{"image": "<base64 of 784 bytes>", "category": "<name>"}` → a 28×28
-/// grayscale PNG in `<img_data_location>/<category>/`.
+/// grayscale PNG in `<img_data_location>/<category>/`. Once saved, it counts as live feedback on
+/// the prediction relayed for the same bytes (see [`feedback`](crate::feedback)).
 pub async fn save_image(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
@@ -30,6 +31,7 @@ pub async fn save_image(
     let bytes = decode_base64(image).map_err(|_| ApiError::InvalidBase64)?;
     let pixels = pixels_from_raw(&bytes).map_err(|_| ApiError::WrongSize(bytes.len()))?;
     let category = Category::parse(category)?;
+    let feedback = state.recent.feedback(&bytes, category.as_str());
 
     let store = state.store.clone();
     let path = tokio::task::spawn_blocking(move || {
@@ -38,6 +40,7 @@ pub async fn save_image(
     })
     .await
     .expect("the save task does not panic. This is a bug.")?;
+    state.metrics.feedback(&feedback);
     let filepath = path.display().to_string();
     tracing::info!(request_id = %id.as_str(), "Image saved successfully: {filepath}");
     Ok(Json(Saved {

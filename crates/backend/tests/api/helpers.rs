@@ -180,6 +180,8 @@ pub async fn dead_url() -> String {
 pub enum Fault {
     /// 200 with [`PREDICTIONS`].
     None,
+    /// 200 with one labelled prediction, the real model server's shape.
+    Label(&'static str),
     /// Sleep, then answer like `None`.
     Slow(Duration),
     /// This status, body and content type.
@@ -249,6 +251,11 @@ async fn fake_invocations(
     });
     match state.fault {
         Fault::None => json_answer(200, PREDICTIONS),
+        Fault::Label(label) => json_answer(
+            200,
+            &json!({"predictions": [{"label": label, "score": 0.9, "top_k": [{"label": label, "score": 0.9}]}]})
+                .to_string(),
+        ),
         Fault::Slow(delay) => {
             tokio::time::sleep(delay).await;
             json_answer(200, PREDICTIONS)

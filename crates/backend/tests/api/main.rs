@@ -5,6 +5,7 @@ mod helpers;
 mod console;
 mod health;
 mod invocations;
+mod live_feedback;
 mod metrics;
 mod model_server;
 mod save_image;

@@ -79,3 +79,56 @@ async fn real_model_server_categories_and_readiness() {
     assert_eq!(body["categories"], json!(model_server.categories));
     assert_eq!(app.get("/ready").await.status(), 200);
 }
+
+#[tokio::test]
+async fn real_model_server_predictions_are_matched_by_saves_as_live_feedback() {
+    let (app, model_server) = backend_and_model_server().await;
+    let image = b64(&drawing(6));
+    let response = app
+        .post_json("/invocations/", &json!({ "inputs": image }))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let top1 = body["predictions"][0]["label"].as_str().unwrap().to_owned();
+    let other = model_server
+        .categories
+        .iter()
+        .find(|c| **c != top1)
+        .unwrap()
+        .clone();
+    let saved = app
+        .post_json("/save-image/", &json!({ "image": image, "category": top1 }))
+        .await;
+    assert_eq!(saved.status(), 200);
+    let second = b64(&drawing(7));
+    let response = app
+        .post_json("/invocations/", &json!({ "inputs": second }))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let second_top1 = body["predictions"][0]["label"].as_str().unwrap();
+    let disagreeing = if second_top1 == top1 {
+        other
+    } else {
+        top1.clone()
+    };
+    app.post_json(
+        "/save-image/",
+        &json!({ "image": second, "category": disagreeing }),
+    )
+    .await;
+
+    let m = app.metrics().await;
+    let count = |category: &str, agreed| {
+        m.value(
+            "doodle_live_feedback_total",
+            &[("category", category), ("agreed", agreed)],
+        )
+    };
+    assert_eq!(count(&top1, "true"), Some(1.0));
+    // A category the model has not predicted yet is `other`; one it has keeps its name.
+    let expected = if disagreeing == top1 {
+        top1.as_str()
+    } else {
+        "other"
+    };
+    assert_eq!(count(expected, "false"), Some(1.0));
+}
