@@ -205,6 +205,21 @@ impl Pipeline {
         p
     }
 
+    /// The configured registry (local or MLflow) with the base model registered as version 1
+    /// and deployed behind `champion`.
+    pub async fn deploy_base(&self) -> doodle_registry::Registry {
+        let registry = doodle_registry::Registry::from_settings(&self.settings()).unwrap();
+        let v1 = registry
+            .register(&base_model(), &Default::default())
+            .await
+            .unwrap();
+        registry
+            .move_alias("champion", &v1, "test", "the base model")
+            .await
+            .unwrap();
+        registry
+    }
+
     pub fn local_registry(&self) -> LocalRegistry {
         LocalRegistry::new(&self.registry_dir, MODEL_NAME).unwrap()
     }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use doodle_registry::MlflowClient;
 use doodle_registry::test_support::start_mlflow;
-use doodle_registry::{MlflowClient, Registry, RunRecord};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -49,15 +49,7 @@ async fn with_mlflow_training_is_tracked_and_the_gate_registers_and_promotes() {
         ),
         "gate_tolerance = 0.05\ngate_max_class_drop = 0.1\n",
     );
-    let registry = Registry::from_settings(&p.settings()).unwrap();
-    let v1 = registry
-        .register(&base_model(), &RunRecord::default())
-        .await
-        .unwrap();
-    registry
-        .move_alias("champion", &v1, "test", "the base model")
-        .await
-        .unwrap();
+    let registry = p.deploy_base().await;
     p.user_drawings("new", "house", &shared_rows("house", 0..300));
     p.version_data("99998888777766665555444433332222.dir");
 

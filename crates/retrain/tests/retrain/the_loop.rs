@@ -39,15 +39,7 @@ impl Loop {
             format!("kind = \"mlflow\"\nmlflow_tracking_uri = \"{}\"", m.url)
         });
         let p = Pipeline::without_repo(&registry_keys, pipeline);
-        let registry = Registry::from_settings(&p.settings()).unwrap();
-        let v1 = registry
-            .register(&base_model(), &Default::default())
-            .await
-            .unwrap();
-        registry
-            .move_alias("champion", &v1, "test", "the base model")
-            .await
-            .unwrap();
+        let registry = p.deploy_base().await;
         let stack = Stack::start(&p).await;
         Self {
             p,
