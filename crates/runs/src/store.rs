@@ -223,22 +223,19 @@ impl RunStore {
     /// Runs newest first (`start_time` descending, then `run_id` descending), `limit` from
     /// `offset` (negative values count as 0).
     pub async fn list(&self, limit: i64, offset: i64) -> Result<Vec<Run>, RunsError> {
-        on_pool!(self, p => {
-            sqlx::query(&sql::LIST)
-                .bind(limit.max(0))
-                .bind(offset.max(0))
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(decode_run).collect())
-        })
-        .map_err(db_error)
+        self.page(&sql::LIST, limit, offset).await
     }
 
     /// Like [`list`](Self::list), without each run's `gate_report` (`None`; [`get`](Self::get)
     /// reads it): a page of runs for a table.
     pub async fn list_summaries(&self, limit: i64, offset: i64) -> Result<Vec<Run>, RunsError> {
+        self.page(&sql::LIST_SUMMARIES, limit, offset).await
+    }
+
+    /// One page of a newest-first listing query (`$1` limit, `$2` offset, clamped at 0).
+    async fn page(&self, query: &str, limit: i64, offset: i64) -> Result<Vec<Run>, RunsError> {
         on_pool!(self, p => {
-            sqlx::query(&sql::LIST_SUMMARIES)
+            sqlx::query(query)
                 .bind(limit.max(0))
                 .bind(offset.max(0))
                 .fetch_all(p)
