@@ -925,15 +925,20 @@ mod tests {
                 "pipeline.retrain_epochs",
             ),
         ] {
-            Jail::expect_with(|jail| {
-                jail.create_file("c.toml", file)?;
-                let err = Settings::load_from(Some(Path::new("c.toml")))
-                    .unwrap_err()
-                    .to_string();
-                assert!(err.contains(key), "{err}");
-                Ok(())
-            });
+            assert_rejected_naming(file, key);
         }
+    }
+
+    /// Loading `file` fails with a message naming `key`.
+    fn assert_rejected_naming(file: &str, key: &str) {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", file)?;
+            let err = Settings::load_from(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
@@ -953,14 +958,7 @@ mod tests {
                 "dashboard.db_timeout_ms",
             ),
         ] {
-            Jail::expect_with(|jail| {
-                jail.create_file("c.toml", file)?;
-                let err = Settings::load_from(Some(Path::new("c.toml")))
-                    .unwrap_err()
-                    .to_string();
-                assert!(err.contains(key), "{err}");
-                Ok(())
-            });
+            assert_rejected_naming(file, key);
         }
     }
 
