@@ -484,3 +484,64 @@ async fn between_scheduled_runs_a_manual_run_works_and_sigterm_exits_0_at_once()
     assert!(signalled.elapsed() < Duration::from_secs(10));
     assert_eq!(world.runs().await.len(), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// --check: the container HEALTHCHECK. It says what it checked and changes nothing.
+
+#[tokio::test]
+async fn check_passes_when_the_database_answers_and_every_program_is_found() {
+    let world = World::new(Db::Postgres).await;
+    let ended = world.run(&["--check"]).await;
+    assert_eq!(ended.code(), Some(0), "{ended:?}");
+    assert!(ended.stdout.contains("ok: database answers"), "{ended:?}");
+    for n in 1..=7 {
+        assert!(
+            ended.stdout.contains(&format!("ok: stage {n}: ")),
+            "{ended:?}"
+        );
+    }
+    // Nothing was created: not even the table a run would need (only a run migrates).
+    let count = world.store().await.count().await;
+    assert!(
+        count.is_err(),
+        "--check must not migrate or start a run: {count:?}"
+    );
+    assert!(
+        !world.log_dir().join("pipeline_orchestrator.log").exists(),
+        "--check must not write the orchestrator's log"
+    );
+}
+
+#[tokio::test]
+async fn check_fails_naming_a_missing_stage_program() {
+    let mut world = World::new(Db::Sqlite).await;
+    world.commands[5] = vec!["no-such-stage-program".into()];
+    let ended = world.run(&["--check"]).await;
+    assert_eq!(ended.code(), Some(2), "{ended:?}");
+    assert!(
+        ended
+            .stderr
+            .contains("stage 6: program `no-such-stage-program` not found"),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test]
+async fn check_fails_when_the_database_does_not_answer() {
+    let mut world = World::new(Db::Sqlite).await;
+    // A port nothing listens on: refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    world.db_url = format!("postgres://postgres@127.0.0.1:{port}/none");
+    let ended = world.run(&["--check"]).await;
+    assert_eq!(ended.code(), Some(2), "{ended:?}");
+    assert!(
+        ended
+            .stderr
+            .contains("pipeline-orchestrator --check: database:"),
+        "{ended:?}"
+    );
+}

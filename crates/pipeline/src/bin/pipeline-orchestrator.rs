@@ -1,5 +1,6 @@
 //! `pipeline-orchestrator`: read the configuration, log to `pipeline_orchestrator.log`, run the
-//! pipeline once (`--once`, the default) or on a schedule (`--every [DURATION]`).
+//! pipeline once (`--once`, the default) or on a schedule (`--every [DURATION]`); or only check
+//! that a run could start (`--check`, no log file).
 
 use std::process::ExitCode;
 
@@ -17,6 +18,18 @@ async fn main() -> ExitCode {
             return Exit::Error.into();
         }
     };
+    if cli.check {
+        return match orchestrator::check(&settings).await {
+            Ok(lines) => {
+                lines.iter().for_each(|line| println!("ok: {line}"));
+                Exit::Success.into()
+            }
+            Err(message) => {
+                eprintln!("pipeline-orchestrator --check: {message}");
+                Exit::Error.into()
+            }
+        };
+    }
     let _telemetry =
         match doodle_core::telemetry::init("pipeline_orchestrator.log", &settings.telemetry) {
             Ok(guard) => guard,

@@ -25,6 +25,11 @@ pub struct Cli {
     /// without a value, `pipeline.schedule_every`.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, value_parser = parse_duration)]
     pub every: Option<Option<Duration>>,
+
+    /// Check that a run could start (the database answers, every stage's program is found),
+    /// print what was checked, and exit: 0 yes, 2 no. Writes no log file (a HEALTHCHECK).
+    #[arg(long, conflicts_with_all = ["once", "every"])]
+    pub check: bool,
 }
 
 /// One run, or runs on a schedule.
@@ -73,5 +78,7 @@ mod tests {
         );
         assert!(mode(&["o", "--every", "soon"]).is_err());
         assert!(mode(&["o", "--once", "--every", "1s"]).is_err());
+        assert!(mode(&["o", "--check", "--every"]).is_err());
+        assert!(Cli::try_parse_from(["o", "--check"]).unwrap().check);
     }
 }

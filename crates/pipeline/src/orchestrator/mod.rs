@@ -2,7 +2,8 @@
 //! `pipeline_runs`.
 //!
 //! ```text
-//! cli.rs      --once | --every [DURATION]
+//! cli.rs      --once | --every [DURATION] | --check
+//! check.rs    --check: the database answers and every stage's program is found
 //! run.rs      one run: the run lock, a row in pipeline_runs, the stages in order, the threshold
 //! child.rs    one stage process: its own process group, output piped, time limit, TERM → KILL
 //! output.rs   its lines → <log_dir>/runs/<run_id>/stage<N>.log, the last 20, the protocol lines
@@ -24,6 +25,7 @@
 //! schedule), and a stage whose orchestrator was SIGKILLed is not killed by the next one (it
 //! is in its own process group; the data stages' own lock keeps it from clashing).
 
+mod check;
 mod child;
 mod cli;
 mod command;
@@ -40,6 +42,7 @@ use doodle_core::config::PipelineSettings;
 use doodle_core::{ErrorChain, Settings};
 use doodle_runs::RunStore;
 
+pub use check::check;
 pub use cli::{Cli, Mode};
 pub use error::OrchestratorError;
 pub use run::{RunEnd, Trigger};
