@@ -42,6 +42,13 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     echo "installing prometheus and prometheus-node-exporter (Debian packages)"
     apt_install prometheus prometheus-node-exporter
 fi
+# The compose test (scripts/test-compose.sh): Debian's Docker engine (started by the test, no
+# systemd), debootstrap for the base image (no registry is reachable), and the compose v2 CLI.
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+    echo "installing docker.io and debootstrap (Debian packages)"
+    apt_install docker.io debootstrap
+fi
+scripts/compose/setup-compose-cli.sh
 pinned=$(node -p 'require("./tests/e2e/package-lock.json").packages["node_modules/playwright-core"].version')
 installed=$(node -p 'try { require("./tests/e2e/node_modules/playwright-core/package.json").version } catch { "" }')
 if [ "$pinned" != "$installed" ]; then

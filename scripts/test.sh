@@ -47,3 +47,6 @@ scripts/test-dashboard.sh
 
 step "monitoring: promtool, the Grafana files, a real Prometheus over the real services, alerts firing"
 scripts/test-monitoring.sh
+
+step "docker compose: the stack built and brought up on a real engine, used through its ports, torn down"
+scripts/test-compose.sh
