@@ -111,6 +111,10 @@ if ! docker image inspect "$DEBIAN_IMAGE" >/dev/null 2>&1; then
     mkdir -p "$rootfs/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/" 2>/dev/null || true
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # As in the upstream debian image: apt keeps no package caches in the image layers.
+    printf '%s\n' 'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' \
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb || true"; };' \
+        >"$rootfs/etc/apt/apt.conf.d/docker-clean"
     tar -C "$rootfs" -c . | docker import -c 'CMD ["bash"]' \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$DEBIAN_IMAGE" >/dev/null
     rm -rf "$rootfs"
