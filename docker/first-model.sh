@@ -24,8 +24,10 @@ if [ -n "${FIRST_MODEL_CHECKPOINT:-}" ]; then
 else
     minutes=${FIRST_MODEL_MINUTES:-6}
     echo "first-model: no model is deployed; training a first one (about $minutes minutes)"
+    # Downloaded (when absent) into model.data_dir itself: stage 5 retrains on the same data.
     checkpoint=$(doodle-model base --max-minutes "$minutes" \
-        --out-root /var/lib/doodle/pipeline/models --download-dir /var/lib/doodle/pipeline/quickdraw \
+        --out-root /var/lib/doodle/pipeline/models \
+        --download-dir "${DOODLE_MODEL__DATA_DIR:-/var/lib/doodle/quickdraw/train}" \
         | tail -n 1)
     source=first-model
 fi
