@@ -1,7 +1,6 @@
 //! `--check`: can a run start? The run database answers and every stage's program is found.
 //! A container's HEALTHCHECK runs it, so it writes no log file and changes nothing.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use doodle_core::Settings;
@@ -21,12 +20,10 @@ pub async fn check(settings: &Settings) -> Result<Vec<String>, String> {
         .await
         .map_err(|err| format!("database: {err}"))?;
     let mut lines = vec!["database answers".to_string()];
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let exe_dir = command::exe_dir();
     let path_var = std::env::var_os("PATH");
     for (n, argv) in settings.pipeline.stage_commands.iter().enumerate() {
-        let program: PathBuf = command::resolve(&argv[0], exe_dir.as_deref(), path_var.as_deref())
+        let program = command::resolve(&argv[0], exe_dir.as_deref(), path_var.as_deref())
             .map_err(|message| format!("stage {}: {message}", n + 1))?;
         lines.push(format!("stage {}: {}", n + 1, program.display()));
     }

@@ -5,6 +5,13 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// The folder of the running executable: where stage programs are looked for first.
+pub(crate) fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+}
+
 /// The program to start for `name`, or a message saying where it was looked for.
 pub(crate) fn resolve(
     name: &str,

@@ -103,9 +103,7 @@ impl Orchestrator {
     pub async fn build(settings: &Settings, stop: Stop) -> Result<Self, OrchestratorError> {
         let store = RunStore::connect(&settings.database.url).await?;
         store.migrate().await?;
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(PathBuf::from));
+        let exe_dir = command::exe_dir();
         Ok(Self {
             pipeline: settings.pipeline.clone(),
             log_dir: settings.telemetry.log_dir.clone(),
