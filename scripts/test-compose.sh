@@ -77,7 +77,6 @@ export POSTGRES_PASSWORD GF_SECURITY_ADMIN_PASSWORD
 POSTGRES_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 GF_SECURITY_ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 compose=(docker compose -f docker-compose.yml -f docker/compose.local.yml -f docker/compose.test.yml)
-services=(postgres mlflow first-model model-server backend ui dashboard orchestrator prometheus node-exporter)
 
 teardown() {
     local status=$?
@@ -141,6 +140,8 @@ step "images built (log: $work/build.log)"
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^doodle(-local)?/' | sort
 
 # --- 4. up ------------------------------------------------------------------------------------
+# Every service the compose files define, but Grafana (no package here).
+mapfile -t services < <("${compose[@]}" config --services | grep -vx grafana)
 "${compose[@]}" up -d --wait --wait-timeout 600 "${services[@]}"
 "${compose[@]}" ps --format 'table {{.Service}}\t{{.Status}}\t{{.Ports}}'
 step "every service up and healthy"
